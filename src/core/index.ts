@@ -6,3 +6,4 @@ export * from './vm-config.js';
 export * from './schema-errors.js';
 export * from './vm-state.js';
 export * from './vm-requests.js';
+export * from './progress.js';

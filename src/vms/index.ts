@@ -1,0 +1,1 @@
+export type { VmService, VmEvents } from './vm-service.js';
