@@ -16,7 +16,7 @@ HOST_PACKAGES=(
   syslinux syslinux-common syslinux-efi extlinux mtools dosfstools fdisk e2fsprogs
   cpio xz-utils zstd kmod binutils file
   # tests and benchmarks
-  libvhdi-utils hyperfine socat iproute2 procps ca-certificates
+  libvhdi-utils hyperfine socat iproute2 procps ca-certificates curl
 )
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra)
 STAMP=/var/lib/visor-setup.stamp
@@ -63,9 +63,9 @@ if [ "$codename" = bookworm ]; then
 fi
 apt-get install -y -q --no-install-recommends "${HOST_PACKAGES[@]}"
 
-ver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\.[0-9]*\).*/\1/p')
-if ! printf '%s\n8.2\n' "$ver" | sort -V -C -r 2>/dev/null && [ "$(printf '%s\n8.2\n' "$ver" | sort -V | head -1)" != 8.2 ]; then
-  log "QEMU $ver is older than 8.2"; exit 1
+ver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p')
+if [ "$(printf '%s\n8.2\n' "$ver" | sort -V | head -n1)" != 8.2 ]; then
+  log "QEMU $ver is older than 8.2: bookworm-backports did not provide QEMU 10"; exit 1
 fi
 log "QEMU $ver ready"
 echo "$WANT_STAMP" >"$STAMP"

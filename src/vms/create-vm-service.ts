@@ -1,0 +1,458 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { access, constants, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  ExecSpec,
+  VisorError,
+  VmCreateSpec,
+  VmUpdateSpec,
+  asVisorError,
+  invalid,
+  newId,
+  notFound,
+  parseOrThrow,
+} from '../core/index.js';
+import type { ExecResult, OperationContext, VmConfig, VmState, VmView } from '../core/index.js';
+import { VmStore, writeFileAtomic } from '../store/index.js';
+import type { VmFolder } from '../store/index.js';
+import { copyDiskFile, createDisk } from '../storage/index.js';
+import { GuestAgent, launchVm, reattachVm } from '../engine/qemu/index.js';
+import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
+import { getHostInfo } from '../host/index.js';
+import type { HostInfo } from '../host/index.js';
+import { applyVmUpdate, buildVmConfig } from './build-config.js';
+import type { HostLimits } from './build-config.js';
+import { ImageLibrary } from './image-library.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { assertLegal } from './lifecycle.js';
+import { VmRecord } from './runtime-record.js';
+import type { VmEvents, VmService } from './vm-service.js';
+
+export interface VmServiceOptions {
+  /** $VISOR_HOME: VM folders, the image library, jobs. */
+  home: string;
+  /** $VISOR_RUN: sockets, pidfiles and logs of running VMs. */
+  run: string;
+  /** Extra read-only image folders after $VISOR_HOME/images (e.g. this checkout's guests/out). */
+  imageFolders?: readonly string[];
+  /** Host facts, when the caller already has them (tests, the daemon). */
+  host?: HostInfo;
+}
+
+const SAVED_STATE = 'saved.vmstate';
+const SAVED_META = 'saved.json';
+
+/** Builds the VM service: the one owner of VMs on this host (see vm-service.ts). */
+export async function createVmService(options: VmServiceOptions): Promise<VmService> {
+  const host = options.host ?? (await getHostInfo({ cacheDir: options.run }));
+  return new LocalVmService(options, host);
+}
+
+class LocalVmService implements VmService {
+  readonly events = new EventEmitter<VmEvents>();
+  private readonly store: VmStore;
+  private readonly library: ImageLibrary;
+  private readonly records = new Map<string, VmRecord>();
+  private readonly mutex = new KeyedMutex();
+  /** Names claimed by creates in flight, so two creates cannot take one name. */
+  private readonly pendingNames = new Set<string>();
+  private readonly limits: HostLimits;
+
+  constructor(
+    private readonly options: VmServiceOptions,
+    private readonly host: HostInfo,
+  ) {
+    this.store = new VmStore(options.home);
+    this.library = new ImageLibrary([join(options.home, 'images'), ...(options.imageFolders ?? [])]);
+    this.limits = { logicalCpus: host.cpu.count, totalMemory: host.memory.total };
+  }
+
+  // ---------------------------------------------------------------- read side
+
+  list(): VmView[] {
+    return [...this.records.values()].map((r) => r.view()).sort((a, b) => a.config.name.localeCompare(b.config.name));
+  }
+
+  get(ref: string): VmView {
+    return this.find(ref).view();
+  }
+
+  async images() {
+    return this.library.list();
+  }
+
+  serialSocketPath(ref: string): string {
+    return join(this.paths(this.find(ref).config).runDir, 'serial.sock');
+  }
+
+  vncSocketPath(ref: string): string {
+    return join(this.paths(this.find(ref).config).runDir, 'vnc.sock');
+  }
+
+  // ---------------------------------------------------------------- definition
+
+  async create(input: VmCreateSpec, ctx: OperationContext): Promise<VmView> {
+    const spec = parseOrThrow(VmCreateSpec, input);
+    if (this.pendingNames.has(spec.name.toLowerCase())) {
+      throw new VisorError('conflict', 'duplicate-name', `A VM named "${spec.name}" is being created.`, { field: 'name' });
+    }
+    if (spec.dvdIso) await checkReadableFile(spec.dvdIso, 'dvdIso', 'ISO file');
+    const image = spec.image === undefined ? null : await this.library.get(spec.image);
+    const id = newId();
+    const folder = this.store.folder(id);
+    const format = image?.format ?? spec.diskFormat ?? 'vhdx';
+    const bootDisk = image || spec.diskSize ? { path: join(folder.disksDir, `${spec.name}.${format}`), format } : null;
+    // Everything is checked before anything is written: a refused create leaves no trace.
+    const config = buildVmConfig(spec, {
+      id,
+      now: new Date(),
+      host: this.limits,
+      existing: this.configs(),
+      randomBytes: (n) => randomBytes(n),
+      bootDisk,
+      imageGenerations: image?.generations ?? null,
+      sourceImage: image?.name ?? null,
+    });
+    if (image && spec.diskFormat && spec.diskFormat !== image.format) {
+      throw invalid('diskFormat', `diskFormat ${spec.diskFormat} differs from image "${image.name}", which is ${image.format}.`, 'Leave --disk-format out.');
+    }
+
+    this.pendingNames.add(config.name.toLowerCase());
+    try {
+      await this.store.createFolders(id);
+      try {
+        if (image && bootDisk) await copyDiskFile(image.path, bootDisk.path, ctx);
+        else if (bootDisk && spec.diskSize) await createDisk(bootDisk.path, format, spec.diskSize, ctx.signal);
+        await this.store.save(config);
+      } catch (error) {
+        await rm(folder.dir, { recursive: true, force: true });
+        throw error;
+      }
+    } finally {
+      this.pendingNames.delete(config.name.toLowerCase());
+    }
+    const record = new VmRecord(config, 'off');
+    this.records.set(id, record);
+    this.events.emit('vm-created', { vmId: id, name: config.name });
+    return record.view();
+  }
+
+  async update(ref: string, input: VmUpdateSpec): Promise<VmView> {
+    const spec = parseOrThrow(VmUpdateSpec, input);
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      const next = applyVmUpdate(record.config, spec, { host: this.limits, existing: this.configs() });
+      const hardware = spec.processorCount !== undefined || spec.startupMemory !== undefined || spec.display !== undefined || spec.secureBoot !== undefined;
+      if (hardware && record.state !== 'off') {
+        throw new VisorError('conflict', 'invalid-state', `Cannot change the hardware of VM "${record.name}" while it is ${record.state}.`, {
+          hint: `Shut it down first with "visor vm stop ${record.name}".`,
+        });
+      }
+      if (spec.dvdIso) await checkReadableFile(spec.dvdIso, 'dvdIso', 'ISO file');
+      await this.store.save(next);
+      record.config = next;
+      this.events.emit('vm-updated', { vmId: next.id, name: next.name });
+      return record.view();
+    });
+  }
+
+  async delete(ref: string, options: { force: boolean }): Promise<void> {
+    const record = this.find(ref);
+    if (options.force && record.instance) await this.turnOff(ref);
+    await this.mutex.run(record.config.id, async () => {
+      assertLegal('delete', record.state, record.name);
+      await this.store.remove(record.config.id);
+      await rm(this.paths(record.config).runDir, { recursive: true, force: true });
+      this.records.delete(record.config.id);
+      this.events.emit('vm-deleted', { vmId: record.config.id, name: record.name });
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(ref: string, ctx: OperationContext): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      assertLegal('start', record.state, record.name);
+      const fromSaved = record.state === 'saved';
+      const folder = this.store.folder(record.config.id);
+      const stateFile = join(folder.stateDir, SAVED_STATE);
+      const abort = new AbortController();
+      record.operation = abort;
+      const signal = AbortSignal.any([ctx.signal, abort.signal]);
+      this.setState(record, 'starting', null);
+      let instance: QemuInstance | null = null;
+      try {
+        ctx.progress(0.1, fromSaved ? 'Restoring saved state' : 'Starting QEMU');
+        instance = await launchVm({
+          config: record.config,
+          paths: this.paths(record.config),
+          accelerator: this.host.accelerator.kind,
+          incomingStateFile: fromSaved ? stateFile : undefined,
+          signal,
+        });
+        if (fromSaved) {
+          await instance.resume();
+          // The state is consumed: from here the guest moves on and the file is stale.
+          await rm(stateFile, { force: true });
+          await rm(join(folder.stateDir, SAVED_META), { force: true });
+          record.savedAt = null;
+        }
+      } catch (error) {
+        if (instance) await instance.quit().catch(() => undefined);
+        this.setState(record, fromSaved ? 'saved' : 'off', `Start failed: ${asVisorError(error).message}`);
+        throw asVisorError(error, 'start-failed');
+      } finally {
+        record.operation = null;
+      }
+      this.adopt(record, instance, 'running');
+      ctx.progress(1, 'Running');
+      return record.view();
+    });
+  }
+
+  async shutDown(
+    ref: string,
+    options: { timeoutSeconds: number; force: boolean },
+    ctx: OperationContext,
+  ): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      assertLegal('shut-down', record.state, record.name);
+      const instance = this.instanceOf(record);
+      this.setState(record, 'stopping', null);
+      record.expectingExit = true;
+      const deadline = AbortSignal.timeout(options.timeoutSeconds * 1000);
+      try {
+        ctx.progress(0.1, 'Pressed the power button');
+        await instance.powerDown();
+        await instance.waitForExit(AbortSignal.any([deadline, ctx.signal]));
+      } catch (error) {
+        if (ctx.signal.aborted || !deadline.aborted) {
+          record.expectingExit = false;
+          this.setState(record, 'running', null);
+          throw asVisorError(error);
+        }
+        if (!options.force) {
+          record.expectingExit = false;
+          this.setState(record, 'running', null);
+          throw new VisorError('failed', 'shutdown-timeout', `VM "${record.name}" did not shut down within ${options.timeoutSeconds} s.`, {
+            hint: `The guest may ignore the ACPI power button. Turn it off with "visor vm stop ${record.name} --force".`,
+          });
+        }
+        await instance.quit();
+      }
+      this.retire(record, 'off', null);
+      return record.view();
+    });
+  }
+
+  async turnOff(ref: string): Promise<VmView> {
+    const record = this.find(ref);
+    assertLegal('turn-off', record.state, record.name);
+    // Turning off cuts through whatever is in flight (a hung start or shut-down).
+    record.operation?.abort(new VisorError('cancelled', 'cancelled', 'The VM was turned off.'));
+    return this.mutex.run(record.config.id, async () => {
+      if (!record.instance) return record.view();
+      record.expectingExit = true;
+      await record.instance.quit();
+      this.retire(record, 'off', 'Turned off');
+      return record.view();
+    });
+  }
+
+  async save(ref: string, ctx: OperationContext): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      assertLegal('save', record.state, record.name);
+      const instance = this.instanceOf(record);
+      const previous = record.state;
+      const folder = this.store.folder(record.config.id);
+      const partial = join(folder.stateDir, `${SAVED_STATE}.partial`);
+      this.setState(record, 'saving', null);
+      try {
+        await instance.saveState(partial, ctx);
+        // The guest is stopped and its state complete on disk: only now is it "saved".
+        await rename(partial, join(folder.stateDir, SAVED_STATE));
+        const savedAt = new Date().toISOString();
+        await writeFileAtomic(join(folder.stateDir, SAVED_META), JSON.stringify({ savedAt, configId: record.config.id }));
+        record.savedAt = savedAt;
+      } catch (error) {
+        await rm(partial, { force: true });
+        // Nothing lost: the guest goes on as it was.
+        if (previous === 'running') await instance.resume().catch(() => undefined);
+        this.setState(record, previous, `Save failed: ${asVisorError(error).message}`);
+        throw asVisorError(error, 'save-failed');
+      }
+      record.expectingExit = true;
+      await instance.quit();
+      this.retire(record, 'saved', null);
+      return record.view();
+    });
+  }
+
+  async pause(ref: string): Promise<VmView> {
+    return this.simple(ref, 'pause', 'paused', (i) => i.pause());
+  }
+
+  async resume(ref: string): Promise<VmView> {
+    return this.simple(ref, 'resume', 'running', (i) => i.resume());
+  }
+
+  async restart(ref: string): Promise<VmView> {
+    return this.simple(ref, 'restart', 'running', (i) => i.reset());
+  }
+
+  private async simple(
+    ref: string,
+    action: 'pause' | 'resume' | 'restart',
+    next: VmState,
+    effect: (instance: QemuInstance) => Promise<void>,
+  ): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      assertLegal(action, record.state, record.name);
+      await effect(this.instanceOf(record));
+      this.setState(record, next, null);
+      return record.view();
+    });
+  }
+
+  // ---------------------------------------------------------------- guest
+
+  async exec(ref: string, input: ExecSpec, signal?: AbortSignal): Promise<ExecResult> {
+    const spec = parseOrThrow(ExecSpec, input);
+    const record = this.find(ref);
+    if (record.state !== 'running') {
+      throw new VisorError('conflict', 'invalid-state', `Cannot run a command in VM "${record.name}": it is ${record.state}.`, {
+        hint: 'The guest agent answers only while the VM runs.',
+      });
+    }
+    const agent = await GuestAgent.connect(join(this.paths(record.config).runDir, 'qga.sock'), { signal, timeoutMs: 5000 });
+    try {
+      const [path = '', ...args] = spec.command;
+      return await agent.exec(path, args, { input: spec.input, timeoutMs: spec.timeoutSeconds * 1000, signal });
+    } finally {
+      agent.dispose();
+    }
+  }
+
+  async screenshot(ref: string): Promise<Buffer> {
+    const record = this.find(ref);
+    return this.instanceOf(record).screendump();
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  async recover(): Promise<void> {
+    await this.store.sweep();
+    const { vms, broken } = await this.store.loadAll();
+    for (const item of broken) console.error(`visord: skipping VM folder ${item.dir}: ${item.error}`);
+    await Promise.all(vms.map((config) => this.recoverOne(config)));
+  }
+
+  private async recoverOne(config: VmConfig): Promise<void> {
+    const folder = this.store.folder(config.id);
+    // A save cut short by a crash: the VM either still runs (reattached below) or is off.
+    await rm(join(folder.stateDir, `${SAVED_STATE}.partial`), { force: true });
+    const savedAt = await readSavedAt(folder);
+    const record = new VmRecord(config, savedAt ? 'saved' : 'off');
+    record.savedAt = savedAt;
+    this.records.set(config.id, record);
+    const found = await reattachVm({ config, paths: this.paths(config) }).catch((error: unknown) => ({
+      exited: true as const,
+      reason: asVisorError(error).message,
+    }));
+    if (found === null) return;
+    if ('exited' in found) {
+      record.stateReason = `QEMU exited while the daemon was not running: ${found.reason}`;
+      await rm(this.paths(config).runDir, { recursive: true, force: true });
+      return;
+    }
+    const status = await found.status();
+    this.adopt(record, found, status === 'paused' ? 'paused' : 'running');
+  }
+
+  async close(): Promise<void> {
+    for (const record of this.records.values()) {
+      record.instance?.dispose();
+      record.instance = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private find(ref: string): VmRecord {
+    const byId = this.records.get(ref);
+    if (byId) return byId;
+    for (const record of this.records.values()) if (record.name === ref) return record;
+    throw notFound('VM', ref, 'List VMs with "visor vm list".');
+  }
+
+  private configs(): VmConfig[] {
+    return [...this.records.values()].map((r) => r.config);
+  }
+
+  private paths(config: VmConfig): VmPaths {
+    const folder = this.store.folder(config.id);
+    return { vmDir: folder.dir, runDir: join(this.options.run, 'vms', config.id), firmwareDir: folder.firmwareDir };
+  }
+
+  private instanceOf(record: VmRecord): QemuInstance {
+    if (!record.instance) throw new VisorError('bug', 'no-instance', `VM "${record.name}" is ${record.state} but has no QEMU process.`);
+    return record.instance;
+  }
+
+  private setState(record: VmRecord, state: VmState, reason: string | null): void {
+    record.state = state;
+    record.stateReason = reason;
+    if (state === 'running' && !record.runningSince) record.runningSince = new Date().toISOString();
+    this.events.emit('vm-state', { vmId: record.config.id, name: record.name, state, reason });
+  }
+
+  /** Takes a QEMU process into a record and watches for its end. */
+  private adopt(record: VmRecord, instance: QemuInstance, state: VmState): void {
+    record.instance = instance;
+    record.expectingExit = false;
+    record.runningSince = null;
+    this.setState(record, state, null);
+    void instance.waitForExit().then(
+      (exit) => this.onExit(record, instance, exit.reason),
+      (error: unknown) => this.onExit(record, instance, asVisorError(error).message),
+    );
+  }
+
+  private onExit(record: VmRecord, instance: QemuInstance, reason: string): void {
+    if (record.instance !== instance || record.expectingExit) return;
+    this.retire(record, 'off', reason);
+  }
+
+  private retire(record: VmRecord, state: VmState, reason: string | null): void {
+    record.instance?.dispose();
+    record.instance = null;
+    record.expectingExit = false;
+    record.runningSince = null;
+    this.setState(record, state, reason);
+  }
+}
+
+async function checkReadableFile(path: string, field: string, what: string): Promise<void> {
+  if (!path.startsWith('/')) throw invalid(field, `${field} must be an absolute path: current value is "${path}".`);
+  try {
+    await access(path, constants.R_OK);
+    if (!(await stat(path)).isFile()) throw new Error('not a file');
+  } catch {
+    throw invalid(field, `${what} "${path}" does not exist or cannot be read.`, 'Check the path.');
+  }
+}
+
+async function readSavedAt(folder: VmFolder): Promise<string | null> {
+  try {
+    await access(join(folder.stateDir, SAVED_STATE));
+    const meta = JSON.parse(await readFile(join(folder.stateDir, SAVED_META), 'utf8')) as { savedAt?: string };
+    return meta.savedAt ?? new Date(0).toISOString();
+  } catch {
+    return null;
+  }
+}
