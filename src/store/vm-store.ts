@@ -45,23 +45,27 @@ export class VmStore {
     return vmFolder(this.home, id);
   }
 
-  async loadAll(): Promise<{ vms: VmConfigType[]; broken: BrokenVm[] }> {
+  async loadAll(): Promise<{ vms: VmConfigType[]; broken: BrokenVm[]; unfinished: string[] }> {
     const root = join(this.home, 'vms');
     await mkdir(root, { recursive: true, mode: 0o700 });
     const vms: VmConfigType[] = [];
     const broken: BrokenVm[] = [];
+    const unfinished: string[] = [];
     for (const entry of await readdir(root, { withFileTypes: true })) {
       if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
       const folder = this.folder(entry.name);
       try {
         vms.push(await this.load(folder));
       } catch (error) {
-        // A folder without vm.json is a create that died before its first write: not a VM.
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        // A folder without vm.json is a create that died before its last step: not a VM.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          unfinished.push(folder.dir);
+          continue;
+        }
         broken.push({ id: entry.name, dir: folder.dir, error: (error as Error).message });
       }
     }
-    return { vms, broken };
+    return { vms, broken, unfinished };
   }
 
   async load(folder: VmFolder): Promise<VmConfigType> {

@@ -347,8 +347,10 @@ class LocalVmService implements VmService {
 
   async recover(): Promise<void> {
     await this.store.sweep();
-    const { vms, broken } = await this.store.loadAll();
+    const { vms, broken, unfinished } = await this.store.loadAll();
     for (const item of broken) console.error(`visord: skipping VM folder ${item.dir}: ${item.error}`);
+    // Creates cut short by a crash (no daemon creates anything before recover() returns).
+    await Promise.all(unfinished.map((dir) => rm(dir, { recursive: true, force: true })));
     await Promise.all(vms.map((config) => this.recoverOne(config)));
   }
 
