@@ -1,0 +1,30 @@
+/** engine/qemu: QEMU argv, launch/reattach, QMP, guest agent, capability probe. */
+export { buildQemuArgs, bootIndexes, VGA_MEMORY_MIB } from './qemu-args.js';
+export type { Accelerator, QemuArgsOptions } from './qemu-args.js';
+export { buildStorageDaemonArgs } from './storage-daemon-args.js';
+export { diskNodeName, fileNodeName, needsStorageDaemon, formatDriver, DVD_DEVICE_ID, DVD_NODE_NAME } from './block-nodes.js';
+export { selectFirmware, OVMF_DIR } from './firmware.js';
+export type { UefiFirmware } from './firmware.js';
+export { runtimeFiles, checkSocketPaths, UNIX_SOCKET_PATH_MAX_BYTES } from './runtime-files.js';
+export type { RuntimeFiles, VmPaths } from './runtime-files.js';
+
+export { QmpMonitor, DEFAULT_COMMAND_TIMEOUT_MS } from './qmp-monitor.js';
+export type { QmpMonitorEvents } from './qmp-monitor.js';
+export { QmpClient } from './qmp-client.js';
+export type { QmpEvent, QmpGreeting, QemuRunState, MigrationInfo } from './qmp-types.js';
+export { GuestAgent } from './guest-agent.js';
+export type { ExecOptions, GuestExecResult } from './guest-agent.js';
+
+export { launchVm } from './launcher.js';
+export type { LaunchOptions } from './launcher.js';
+export { reattachVm } from './reattach.js';
+export type { ReattachOptions, ExitedVm } from './reattach.js';
+export { QemuInstance } from './qemu-instance.js';
+export type { LaunchTimings } from './qemu-instance.js';
+export { StorageDaemon } from './storage-daemon.js';
+export type { VmExit, VmExitKind } from './vm-exit.js';
+
+export { probeQemu, qemuCapabilities, parseQemuVersion, isSupportedVersion, MIN_QEMU_VERSION } from './capabilities.js';
+export type { QemuCapabilities, QemuVersion, ProbeOptions } from './capabilities.js';
+export { ENGINE_ERROR_CODES, isEngineError } from './engine-errors.js';
+export type { WaitOptions } from './deadline.js';
