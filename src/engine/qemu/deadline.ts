@@ -1,8 +1,9 @@
-import { cancelled } from '../../core/index.js';
+import { VisorError, cancelled } from '../../core/index.js';
 import { timeoutError } from './engine-errors.js';
 
 /**
- * One wait's budget: aborts when the caller's signal aborts (reason: a `cancelled` VisorError)
+ * One wait's budget: aborts when the caller's signal aborts (reason: its VisorError reason, else
+ * a `cancelled` VisorError)
  * or when `timeoutMs` passes (reason: a `timeout` VisorError naming `what`). Dispose it when the
  * wait ends so its timer and listener go away.
  */
@@ -12,7 +13,9 @@ export class Deadline implements Disposable {
   readonly #timer: NodeJS.Timeout;
   readonly #parent: AbortSignal | undefined;
   readonly #onParentAbort = (): void => {
-    this.#controller.abort(cancelled(this.what));
+    // An outer deadline's reason (its time-out) passes through; a bare abort is a cancel.
+    const reason: unknown = this.#parent?.reason;
+    this.#controller.abort(reason instanceof VisorError ? reason : cancelled(this.what));
   };
 
   constructor(
