@@ -271,6 +271,8 @@ class LocalVmService implements VmService {
       const folder = this.store.folder(record.config.id);
       const partial = join(folder.stateDir, `${SAVED_STATE}.partial`);
       this.setState(record, 'saving', null);
+      // saveState() ends QEMU once the state is on disk: that exit is ours, not a crash.
+      record.expectingExit = true;
       try {
         await instance.saveState(partial, ctx);
         // The guest is stopped and its state complete on disk: only now is it "saved".
@@ -279,14 +281,13 @@ class LocalVmService implements VmService {
         await writeFileAtomic(join(folder.stateDir, SAVED_META), JSON.stringify({ savedAt, configId: record.config.id }));
         record.savedAt = savedAt;
       } catch (error) {
+        record.expectingExit = false;
         await rm(partial, { force: true });
         // Nothing lost: the guest goes on as it was.
         if (previous === 'running') await instance.resume().catch(() => undefined);
         this.setState(record, previous, `Save failed: ${asVisorError(error).message}`);
         throw asVisorError(error, 'save-failed');
       }
-      record.expectingExit = true;
-      await instance.quit();
       this.retire(record, 'saved', null);
       return record.view();
     });
