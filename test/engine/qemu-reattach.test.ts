@@ -79,8 +79,9 @@ describe('reattach and failure paths (real QEMU, no OS)', () => {
     const why = await exit;
     assert.equal(why.kind, 'host-signal');
     assert.match(why.reason, /terminating on signal 15/);
-    await qemu.quit(); // stops the storage daemon; QEMU is already gone
+    // The storage daemon went with QEMU, with no quit() from us.
     assert.deepEqual(await vm.processes(), []);
+    await qemu.quit(); // harmless once everything is gone
   });
 
   it('throws vm-unresponsive (not "exited") while another client holds QMP', async () => {

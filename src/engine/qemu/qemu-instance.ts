@@ -193,6 +193,8 @@ export class QemuInstance implements Disposable {
     if (await isProcessAlive(this.pid)) {
       return { kind: 'unknown', reason: 'QEMU closed its QMP socket but is still running.', shutdownReason: null };
     }
+    // The storage daemon is part of the VM: it goes when QEMU goes, however QEMU went.
+    await this.storage?.stop({ timeoutMs: 5_000 }).catch(() => undefined);
     const line = lastErrorLine(await readLogTail(this.files.qemuLog, 10));
     return describeExit(this.#lastShutdown, line);
   }
