@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { access, constants, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ExecSpec,
@@ -12,6 +12,7 @@ import {
   newId,
   notFound,
   parseOrThrow,
+  quietContext,
 } from '../core/index.js';
 import type { ExecResult, OperationContext, VmConfig, VmState, VmView } from '../core/index.js';
 import { VmStore, writeFileAtomic } from '../store/index.js';
@@ -19,7 +20,7 @@ import type { VmFolder } from '../store/index.js';
 import { copyDiskFile, createDisk } from '../storage/index.js';
 import { GuestAgent, launchVm, reattachVm } from '../engine/qemu/index.js';
 import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
-import { getHostInfo } from '../host/index.js';
+import { getHostInfo, readBootId } from '../host/index.js';
 import type { HostInfo } from '../host/index.js';
 import { applyVmUpdate, buildVmConfig } from './build-config.js';
 import type { HostLimits } from './build-config.js';
@@ -353,6 +354,35 @@ class LocalVmService implements VmService {
     // Creates cut short by a crash (no daemon creates anything before recover() returns).
     await Promise.all(unfinished.map((dir) => rm(dir, { recursive: true, force: true })));
     await Promise.all(vms.map((config) => this.recoverOne(config)));
+    await this.applyAutomaticStart();
+  }
+
+  /**
+   * Hyper-V's automatic start action, applied by the first daemon of each host boot (a daemon
+   * restarted after a crash starts nothing): `start` always, `start-if-running` when the VM was
+   * running when the host went down (its `state/running` marker survived).
+   */
+  private async applyAutomaticStart(): Promise<void> {
+    const marker = join(this.options.run, 'boot-id');
+    const bootId = await readBootId().catch(() => 'unknown');
+    const seen = await readFile(marker, 'utf8').catch(() => '');
+    if (seen.trim() === bootId) return;
+    await mkdir(this.options.run, { recursive: true });
+    await writeFileAtomic(marker, `${bootId}\n`);
+    for (const record of this.records.values()) {
+      const action = record.config.automaticStartAction;
+      if (action === 'nothing' || (record.state !== 'off' && record.state !== 'saved')) continue;
+      const wasRunning = await access(this.runningMarker(record)).then(() => true, () => false);
+      if (action === 'start-if-running' && !wasRunning) continue;
+      this.start(record.config.id, quietContext()).catch((error: unknown) => {
+        console.error(`visord: automatic start of VM "${record.name}" failed: ${asVisorError(error).message}`);
+      });
+    }
+  }
+
+  /** Present while the VM runs; what `start-if-running` looks at after a host reboot. */
+  private runningMarker(record: VmRecord): string {
+    return join(this.store.folder(record.config.id).stateDir, 'running');
   }
 
   private async recoverOne(config: VmConfig): Promise<void> {
@@ -416,6 +446,7 @@ class LocalVmService implements VmService {
 
   /** Takes a QEMU process into a record and watches for its end. */
   private adopt(record: VmRecord, instance: QemuInstance, state: VmState): void {
+    void writeFile(this.runningMarker(record), '').catch(() => undefined);
     record.instance = instance;
     record.expectingExit = false;
     record.runningSince = null;
@@ -432,6 +463,7 @@ class LocalVmService implements VmService {
   }
 
   private retire(record: VmRecord, state: VmState, reason: string | null): void {
+    void rm(this.runningMarker(record), { force: true });
     record.instance?.dispose();
     record.instance = null;
     record.expectingExit = false;
