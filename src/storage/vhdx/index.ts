@@ -8,3 +8,5 @@ export { createVhdx, DEFAULT_BLOCK_SIZE, DEFAULT_DIFFERENCING_BLOCK_SIZE } from 
 export type { CreateVhdxOptions } from './create.js';
 export type { VhdxErrorCode } from './errors.js';
 export type { ParentLocator } from './parent-locator.js';
+export { convertToRaw, flattenChain } from './convert.js';
+export type { ConvertOptions, FlattenOptions } from './convert.js';

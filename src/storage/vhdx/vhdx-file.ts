@@ -355,6 +355,30 @@ export class VhdxFile {
     return false;
   }
 
+  /**
+   * What this file itself (not its parents) says about block `block`, as byte ranges within the
+   * block: 'data' ranges it holds, 'zero' ranges it defines as zeros. Ranges it leaves to the
+   * parent are absent.
+   */
+  async ownedRanges(block: number): Promise<{ kind: 'data' | 'zero'; start: number; end: number; fileOffset: number }[]> {
+    const m = this.blockMapping(block);
+    const bs = Math.min(this.g.blockSize, this.meta.virtualDiskSize - block * this.g.blockSize);
+    if (m.state === PAYLOAD_BLOCK_FULLY_PRESENT) return [{ kind: 'data', start: 0, end: bs, fileOffset: m.fileOffset }];
+    if (m.state === PAYLOAD_BLOCK_NOT_PRESENT) return this.meta.hasParent ? [] : [{ kind: 'zero', start: 0, end: bs, fileOffset: 0 }];
+    if (m.state !== PAYLOAD_BLOCK_PARTIALLY_PRESENT) return [{ kind: 'zero', start: 0, end: bs, fileOffset: 0 }];
+    const lss = this.g.logicalSectorSize;
+    const bitmap = await this.loadBitmap(Math.floor(block / this.g.chunkRatio));
+    const endBit = bitmapBitIndex(this.g, block, bs / lss);
+    const out: { kind: 'data' | 'zero'; start: number; end: number; fileOffset: number }[] = [];
+    for (let sector = 0; sector < bs / lss; ) {
+      const bit = bitmapBitIndex(this.g, block, sector);
+      const run = runLength(bitmap, bit, endBit);
+      if (testBit(bitmap, bit)) out.push({ kind: 'data', start: sector * lss, end: (sector + run) * lss, fileOffset: m.fileOffset + sector * lss });
+      sector += run;
+    }
+    return out;
+  }
+
   /** Reads file bytes (not virtual-disk bytes) at `position`, through the log overlay. */
   async readFileBytes(buf: Buffer, position: number): Promise<void> {
     this.assertOpen();

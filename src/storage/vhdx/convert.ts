@@ -1,0 +1,193 @@
+/**
+ * Streaming a VHDX (or a differencing chain) to a raw image, and flattening a chain into a new
+ * standalone VHDX. Unallocated blocks are skipped and all-zero runs are left as holes, so the
+ * output is sparse; reads are large and several are in flight at once.
+ */
+import { open as openFile, unlink } from 'node:fs/promises';
+import { cancelled } from '../../core/errors.js';
+import type { OperationContext } from '../../core/progress.js';
+import { PAYLOAD_BLOCK_FULLY_PRESENT } from './bat.js';
+import { createVhdx } from './create.js';
+import { inFile } from './errors.js';
+import { KiB, MiB } from './layout.js';
+import { VhdxFile } from './vhdx-file.js';
+
+/** Bytes per read; several are in flight (libuv's pool has 4 threads). */
+const CHUNK = Number(process.env['VISOR_VHDX_CHUNK_MIB'] ?? 4) * MiB;
+const IN_FLIGHT = Number(process.env['VISOR_VHDX_IN_FLIGHT'] ?? 4);
+/** Runs of zeros at least this long become holes in the output. */
+const ZERO_GRAIN = 64 * KiB;
+const ZEROS = Buffer.alloc(CHUNK);
+
+interface Piece {
+  readonly position: number;
+  readonly length: number;
+  /** Set when the bytes can be read straight from the top file. */
+  readonly fileOffset?: number;
+}
+
+/** The non-empty parts of the disk, in order, as pieces of at most CHUNK bytes. */
+function* pieces(file: VhdxFile): Generator<Piece> {
+  const { blockSize, dataBlockCount } = file.geometry;
+  const size = file.virtualSize;
+  let run: { position: number; length: number; fileOffset?: number } | undefined;
+  for (let block = 0; block < dataBlockCount; block++) {
+    const position = block * blockSize;
+    const length = Math.min(blockSize, size - position);
+    if (!file.blockMayHoldData(block)) continue;
+    const m = file.blockMapping(block);
+    const direct = m.state === PAYLOAD_BLOCK_FULLY_PRESENT;
+    for (let off = 0; off < length; off += CHUNK) {
+      const n = Math.min(CHUNK, length - off);
+      const piece = direct ? { position: position + off, length: n, fileOffset: m.fileOffset + off } : { position: position + off, length: n };
+      if (
+        run &&
+        run.position + run.length === piece.position &&
+        run.length + n <= CHUNK &&
+        (run.fileOffset === undefined) === (piece.fileOffset === undefined) &&
+        (run.fileOffset === undefined || run.fileOffset + run.length === piece.fileOffset)
+      ) {
+        run.length += n;
+        continue;
+      }
+      if (run) yield run;
+      run = { ...piece };
+    }
+  }
+  if (run) yield run;
+}
+
+/** Calls `write(offset, length)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
+async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
+  let start = -1;
+  for (let i = 0; i < buf.length; i += ZERO_GRAIN) {
+    const end = Math.min(i + ZERO_GRAIN, buf.length);
+    const zero = buf.compare(ZEROS, 0, end - i, i, end) === 0;
+    if (!zero && start < 0) start = i;
+    if (zero && start >= 0) {
+      await write(start, i);
+      start = -1;
+    }
+  }
+  if (start >= 0) await write(start, buf.length);
+}
+
+export interface ConvertOptions {
+  /** Open options for the source when given a path (parents are always opened read-only). */
+  readonly tolerateEmptyLog?: boolean;
+  /** fdatasync the output before returning (default false, like `qemu-img convert`). */
+  readonly sync?: boolean;
+}
+
+/**
+ * Writes the virtual disk of `src` (a path or an open file; a differencing disk reads through
+ * its chain) to the raw image `dst`, sparse. Reports progress and honours ctx.signal; on failure
+ * or cancellation the partial output is removed.
+ */
+export async function convertToRaw(src: string | VhdxFile, dst: string, ctx: OperationContext, options: ConvertOptions = {}): Promise<void> {
+  const file =
+    typeof src === 'string' ? await VhdxFile.open(src, { readOnly: true, tolerateEmptyLog: options.tolerateEmptyLog ?? false }) : src;
+  try {
+    const out = await openFile(dst, 'w').catch((error: unknown) => {
+      throw inFile(dst, error);
+    });
+    try {
+      const size = file.virtualSize;
+      await out.truncate(size);
+      const queue = pieces(file);
+      let done = 0;
+      let lastReport = 0;
+      ctx.progress(0, 'Converting to raw');
+      const worker = async () => {
+        const buf = Buffer.allocUnsafe(CHUNK);
+        for (;;) {
+          if (ctx.signal.aborted) throw cancelled(`Converting "${file.path}" to raw`);
+          const next = queue.next();
+          if (next.done) return;
+          const piece = next.value;
+          const view = buf.subarray(0, piece.length);
+          if (piece.fileOffset !== undefined) await file.readFileBytes(view, piece.fileOffset);
+          else await file.readInto(view, piece.position);
+          await forNonZeroRuns(view, async (from, to) => {
+            let w = from;
+            while (w < to) w += (await out.write(view, w, to - w, piece.position + w)).bytesWritten;
+          });
+          done = Math.max(done, piece.position + piece.length);
+          const now = Date.now();
+          if (now - lastReport > 100) {
+            lastReport = now;
+            ctx.progress(done / size, 'Converting to raw');
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+      if (options.sync) await out.datasync();
+      await out.close();
+      ctx.progress(1, 'Converted to raw');
+    } catch (error) {
+      await out.close().catch(() => undefined);
+      await unlink(dst).catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    if (typeof src === 'string') await file.close();
+  }
+}
+
+export interface FlattenOptions {
+  /** Block size of the new file (default: the top file's). */
+  readonly blockSize?: number;
+  readonly overwrite?: boolean;
+}
+
+/**
+ * Writes the merged view of the chain ending at `topPath` into a new dynamic VHDX at `dstPath`,
+ * which has no parent. All-zero blocks stay unallocated.
+ */
+export async function flattenChain(topPath: string, dstPath: string, ctx: OperationContext, options: FlattenOptions = {}): Promise<void> {
+  const top = await VhdxFile.open(topPath, { readOnly: true });
+  let created = false;
+  try {
+    await createVhdx(dstPath, {
+      type: 'dynamic',
+      size: top.virtualSize,
+      blockSize: options.blockSize ?? top.info.blockSize,
+      logicalSectorSize: top.info.logicalSectorSize,
+      physicalSectorSize: top.info.physicalSectorSize,
+      overwrite: options.overwrite ?? false,
+    });
+    created = true;
+    const out = await VhdxFile.open(dstPath, { readOnly: false });
+    try {
+      const size = top.virtualSize;
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let sinceFlush = 0;
+      for (let pos = 0; pos < size; pos += CHUNK) {
+        if (ctx.signal.aborted) throw cancelled(`Flattening "${topPath}"`);
+        const n = Math.min(CHUNK, size - pos);
+        const { blockSize } = top.geometry;
+        let mayHold = false;
+        for (let b = Math.floor(pos / blockSize); b * blockSize < pos + n; b++) mayHold ||= top.blockMayHoldData(b);
+        if (!mayHold) continue;
+        const view = buf.subarray(0, n);
+        await top.readInto(view, pos);
+        await forNonZeroRuns(view, (from, to) => out.write(view.subarray(from, to), pos + from));
+        if ((sinceFlush += n) >= 256 * MiB) {
+          await out.flush();
+          sinceFlush = 0;
+        }
+        ctx.progress((pos + n) / size, 'Flattening');
+      }
+      await out.close();
+    } catch (error) {
+      await out.close().catch(() => undefined);
+      throw error;
+    }
+    ctx.progress(1, 'Flattened');
+  } catch (error) {
+    if (created) await unlink(dstPath).catch(() => undefined);
+    throw error;
+  } finally {
+    await top.close();
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Helpers for this folder's tests only (not exported by index.ts): scratch folders that clean up
+ * after themselves, running the oracle tools (qemu-img, qemu-io, vhdimount) and a seeded PRNG.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+
+export async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
+  const { stdout } = await exec(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+export async function hasTool(cmd: string, args = ['--version']): Promise<boolean> {
+  try {
+    await exec(cmd, args, { timeout: 10_000 });
+    return true;
+  } catch (error) {
+    // vhdimount -V exits 0; tools that print usage and exit 1 still exist.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT' && (error as { code?: unknown }).code !== 'ENOENT';
+  }
+}
+
+export interface Scratch {
+  readonly dir: string;
+  path(name: string): string;
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
+export async function withScratch<T>(fn: (s: Scratch) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'visor-vhdx-'));
+  try {
+    return await fn({ dir, path: (name: string) => join(dir, name) });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Mulberry32: a small seeded PRNG so fuzz failures can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const POOL = (() => {
+  const rand = prng(0x5eed);
+  const buf = Buffer.alloc(4 * 1024 * 1024 + 4096);
+  for (let i = 0; i < buf.length; i += 4) buf.writeUInt32LE((rand() * 2 ** 32) >>> 0, i);
+  return buf;
+})();
+
+/** `length` bytes of seeded pseudo-random data (slices of a random pool at seeded offsets). */
+export function pattern(length: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  const rand = prng(seed);
+  for (let done = 0; done < length; ) {
+    const from = Math.floor(rand() * (POOL.length - 65536));
+    const n = Math.min(length - done, 65536);
+    POOL.copy(out, done, from, from + n);
+    out[done] = (rand() * 256) | 0;
+    done += n;
+  }
+  return out;
+}
+
+/**
+ * Mounts `image` with libvhdi's vhdimount, hands `fn` the path of the top layer's raw view (the
+ * highest-numbered vhdiN), and unmounts.
+ */
+export async function withVhdimount<T>(image: string, mountPoint: string, fn: (raw: string) => Promise<T>): Promise<T> {
+  const { mkdir, readdir } = await import('node:fs/promises');
+  await mkdir(mountPoint, { recursive: true });
+  await run('vhdimount', [image, mountPoint]);
+  try {
+    const layers = (await readdir(mountPoint)).filter((n) => /^vhdi\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+    const top = layers[layers.length - 1];
+    if (!top) throw new Error(`vhdimount showed no layers for ${image}`);
+    return await fn(join(mountPoint, top));
+  } finally {
+    await run('umount', [mountPoint]).catch(() => run('fusermount', ['-u', mountPoint]));
+  }
+}
+
+/** Something we can write at a position — a VhdxFile — mirrored into an in-memory model. */
+export interface Writable {
+  write(data: Buffer, position: number): Promise<void>;
+  flush(): Promise<void>;
+}
+
+/**
+ * Applies `count` random writes (unaligned offsets, lengths from one byte to a few blocks,
+ * clustered so blocks get rewritten) to `file` and to `model`, flushing now and then.
+ */
+export async function randomWrites(file: Writable, model: Buffer, options: { seed: number; count: number; maxLength: number }): Promise<void> {
+  const rand = prng(options.seed);
+  for (let i = 0; i < options.count; i++) {
+    const length = 1 + Math.floor(rand() ** 3 * Math.min(options.maxLength, model.length - 1));
+    const aligned = rand() < 0.5;
+    let position = Math.floor(rand() * (model.length - length));
+    if (aligned) position -= position % 512;
+    const data = pattern(length, options.seed * 1000 + i);
+    await file.write(data, position);
+    data.copy(model, position);
+    if (rand() < 0.2) await file.flush();
+  }
+}
