@@ -10,3 +10,5 @@ export type { VhdxErrorCode } from './errors.js';
 export type { ParentLocator } from './parent-locator.js';
 export { convertToRaw, flattenChain } from './convert.js';
 export type { ConvertOptions, FlattenOptions } from './convert.js';
+export { mergeIntoParent, resizeVhdx, compactVhdx } from './maintenance.js';
+export type { CompactResult } from './maintenance.js';

@@ -348,11 +348,7 @@ export class VhdxFile {
     if (state !== PAYLOAD_BLOCK_NOT_PRESENT || !this.meta.hasParent || !this.parent) return false;
     const pos = block * this.g.blockSize;
     if (pos >= this.parent.virtualSize) return false;
-    const pBlockSize = this.parent.g.blockSize;
-    const first = Math.floor(pos / pBlockSize);
-    const last = Math.floor((Math.min(pos + this.g.blockSize, this.parent.virtualSize) - 1) / pBlockSize);
-    for (let b = first; b <= last; b++) if (this.parent.blockMayHoldData(b)) return true;
-    return false;
+    return this.parent.blockMayHoldDataAt(pos, Math.min(this.g.blockSize, this.parent.virtualSize - pos));
   }
 
   /**
@@ -377,6 +373,18 @@ export class VhdxFile {
       sector += run;
     }
     return out;
+  }
+
+  /** Whether any block overlapping [position, position + length) may hold data (see blockMayHoldData). */
+  blockMayHoldDataAt(position: number, length: number): boolean {
+    const bs = this.g.blockSize;
+    for (let b = Math.floor(position / bs); b * bs < position + length; b++) if (this.blockMayHoldData(b)) return true;
+    return false;
+  }
+
+  /** How the sector bitmap block of chunk `chunk` is stored. */
+  bitmapMapping(chunk: number): BlockMapping {
+    return readBatEntry(this.bat, bitmapEntryIndex(this.g, chunk));
   }
 
   /** Reads file bytes (not virtual-disk bytes) at `position`, through the log overlay. */
@@ -681,17 +689,30 @@ export class VhdxFile {
     this.headerSlot = slot;
   }
 
-  /** Replaces the metadata region's bytes and the geometry (used by resize). */
+  /**
+   * Commits a new Virtual Disk Size (the metadata sector holding it, already patched) through the
+   * log and adopts the new geometry. The BAT region must already have room for the entries.
+   */
   async replaceVirtualSize(virtualDiskSize: number, metadataSector: { fileOffset: number; data: Buffer }): Promise<void> {
     await this.exclusive(async () => {
+      const g = batGeometry({ ...this.meta, virtualDiskSize });
+      if (g.entryCount * BAT_ENTRY_SIZE > this.regions.bat.length) {
+        throw vhdxError(
+          'vhdx-bad-argument',
+          `A ${quote(virtualDiskSize)}-byte disk needs ${g.entryCount} BAT entries; the BAT region holds ${this.regions.bat.length / BAT_ENTRY_SIZE}. Moving the BAT is not supported yet.`,
+          { virtualDiskSize },
+          'Create a new disk of the wanted size and copy the data, or grow less.',
+        );
+      }
       await this.beginModification(true);
       await this.flushLocked();
       await this.commitMetadata([metadataSector]);
       this.meta = { ...this.meta, virtualDiskSize };
-      this.g = batGeometry(this.meta);
+      this.g = g;
       const needed = alignUp(this.g.entryCount * BAT_ENTRY_SIZE, LOG_SECTOR_SIZE);
       if (needed > this.bat.length) {
         const grown = Buffer.alloc(needed);
+        await this.readFileBytes(grown, this.regions.bat.fileOffset);
         this.bat.copy(grown);
         this.bat = grown;
       }
