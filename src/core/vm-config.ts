@@ -102,6 +102,12 @@ export const VmConfig = z.strictObject({
   /** 1: BIOS (SeaBIOS, i440fx, IDE boot). 2: UEFI (OVMF, q35, SCSI boot). */
   generation: z.union([z.literal(1), z.literal(2)]),
   secureBoot: z.boolean().default(false),
+  /**
+   * QEMU's versioned machine type, pinned when the VM is created (pc-i440fx-10.0, pc-q35-10.0):
+   * the unversioned aliases move with each QEMU release, and a saved state only restores into
+   * the machine it was saved from. null: the alias for the generation.
+   */
+  machineType: z.string().regex(/^pc-(i440fx|q35)-\d+\.\d+$/, 'must be a versioned machine type like pc-q35-10.0').nullable().default(null),
   processors: z.strictObject({
     count: z.number().int().min(1).max(MAX_PROCESSORS, `must be at most ${MAX_PROCESSORS}`),
   }),

@@ -17,6 +17,7 @@ function ctx(existing: VmConfig[] = [], overrides: Partial<BuildContext> = {}): 
     bootDisk: { path: '/var/lib/visor/vms/x/disks/a.vhdx', format: 'vhdx' },
     imageGenerations: [1, 2],
     sourceImage: 'tiny-x64',
+    qemuVersion: '10.0.2',
     ...overrides,
   };
 }
@@ -39,11 +40,13 @@ test('defaults: generation 1 boots from IDE 0:0, DVD on IDE 1:0, one unconnected
   assert.match(vm.networkAdapters[0]!.mac, /^52:54:00:/);
   assert.equal(vm.networkAdapters[0]!.switchName, null);
   assert.equal(vm.memory.startup, 512 * MiB);
+  assert.equal(vm.machineType, 'pc-i440fx-10.0', 'the machine type is pinned to the QEMU that created the VM');
 });
 
 test('generation 2 boots from SCSI and refuses IDE', () => {
   const vm = buildVmConfig({ name: 'g2', generation: 2 }, ctx());
   assert.equal(vm.disks[0]!.controller, 'scsi');
+  assert.equal(vm.machineType, 'pc-q35-10.0');
   refusal(() => buildVmConfig({ name: 'g2b', generation: 2, bootDiskController: 'ide' }, ctx()), 'bootDiskController', /IDE/);
 });
 

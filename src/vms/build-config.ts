@@ -39,6 +39,15 @@ export interface BuildContext {
   /** Generations the source image boots in; null when there is no image. */
   imageGenerations: readonly (1 | 2)[] | null;
   sourceImage: string | null;
+  /** QEMU's major.minor version, to pin the machine type; null when unknown. */
+  qemuVersion: string | null;
+}
+
+/** `pc-i440fx-10.0` / `pc-q35-10.0` for QEMU 10.0.x; null when the version is unknown. */
+export function pinnedMachineType(generation: 1 | 2, qemuVersion: string | null): string | null {
+  const match = /^(\d+)\.(\d+)/.exec(qemuVersion ?? '');
+  if (!match) return null;
+  return `${generation === 1 ? 'pc-i440fx' : 'pc-q35'}-${match[1]}.${match[2]}`;
 }
 
 /**
@@ -95,6 +104,7 @@ export function buildVmConfig(spec: VmCreateSpec, ctx: BuildContext): VmConfigTy
     name,
     generation,
     secureBoot: spec.secureBoot ?? false,
+    machineType: pinnedMachineType(generation, ctx.qemuVersion),
     processors: { count: checkProcessorCount(spec.processorCount ?? 1, ctx.host) },
     memory: { startup: checkStartupMemory(spec.startupMemory ?? DEFAULT_STARTUP_MEMORY, ctx.host), dynamic: null },
     bootOrder: spec.bootOrder ?? ['disk', 'dvd', 'network'],

@@ -114,6 +114,7 @@ class LocalVmService implements VmService {
       bootDisk,
       imageGenerations: image?.generations ?? null,
       sourceImage: image?.name ?? null,
+      qemuVersion: this.host.qemu?.version ?? null,
     });
     if (image && spec.diskFormat && spec.diskFormat !== image.format) {
       throw invalid('diskFormat', `diskFormat ${spec.diskFormat} differs from image "${image.name}", which is ${image.format}.`, 'Leave --disk-format out.');
@@ -190,6 +191,7 @@ class LocalVmService implements VmService {
           config: record.config,
           paths: this.paths(record.config),
           accelerator: this.host.accelerator.kind,
+          machineType: record.config.machineType ?? undefined,
           incomingStateFile: fromSaved ? stateFile : undefined,
           signal,
         });

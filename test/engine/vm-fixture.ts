@@ -37,6 +37,7 @@ export class TestVm {
       name: `test-gen${options.generation}`,
       generation: options.generation,
       secureBoot: false,
+      machineType: null,
       processors: { count: 1 },
       memory: { startup: 128 * 1024 * 1024, dynamic: null },
       bootOrder: ['disk', 'dvd'],

@@ -17,6 +17,7 @@ function vm(overrides: Partial<VmConfig> = {}): VmConfig {
     name: 'web1',
     generation: 1,
     secureBoot: false,
+    machineType: null,
     processors: { count: 2 },
     memory: { startup: 512 * 1024 * 1024, dynamic: null },
     bootOrder: ['disk'],
