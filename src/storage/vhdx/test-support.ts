@@ -7,6 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32cWithZeroedField } from './crc32c.js';
+import { createVhdx } from './create.js';
+import { VhdxFile } from './vhdx-file.js';
 
 const exec = promisify(execFile);
 
@@ -114,3 +117,20 @@ export async function randomWrites(file: Writable, model: Buffer, options: { see
     if (rand() < 0.2) await file.flush();
   }
 }
+
+export function fixHeaderChecksums(buf: Buffer): void {
+  for (const at of [64 * 1024, 128 * 1024]) buf.writeUInt32LE(crc32cWithZeroedField(buf.subarray(at, at + 4096), 4), at + 4);
+}
+
+export function fixRegionChecksums(buf: Buffer): void {
+  for (const at of [192 * 1024, 256 * 1024]) buf.writeUInt32LE(crc32cWithZeroedField(buf.subarray(at, at + 65536), 4), at + 4);
+}
+
+/** A small dynamic disk (8 MiB, 1 MiB blocks) with two blocks written. */
+export async function sampleFile(path: string): Promise<void> {
+  await createVhdx(path, { type: 'dynamic', size: 8 * 1024 * 1024, blockSize: 1024 * 1024 });
+  const f = await VhdxFile.open(path, { readOnly: false });
+  await f.write(Buffer.alloc(1024 * 1024 + 512, 0x5a), 2 * 1024 * 1024 - 256);
+  await f.close();
+}
+
