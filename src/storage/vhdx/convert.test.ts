@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { access, readFile, stat } from 'node:fs/promises';
 import { describe, test } from 'node:test';
-import { VisorError } from '../../core/errors.js';
+import type { VisorError } from '../../core/errors.js';
 import { quietContext } from '../../core/progress.js';
 import { convertToRaw } from './convert.js';
 import { createVhdx } from './create.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { quietContext } from '../../core/progress.js';
-import { VisorError } from '../../core/errors.js';
+import type { VisorError } from '../../core/errors.js';
 import { flattenChain } from './convert.js';
 import { createVhdx } from './create.js';
 import { mergeIntoParent } from './maintenance.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { copyFile, readFile, stat } from 'node:fs/promises';
 import { describe, test } from 'node:test';
-import { VisorError } from '../../core/errors.js';
+import type { VisorError } from '../../core/errors.js';
 import { createVhdx } from './create.js';
 import { newGuid } from './guid.js';
 import { encodeLogEntry, findActiveSequence, planReplay, type ReplayBounds } from './log.js';
