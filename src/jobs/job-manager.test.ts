@@ -148,3 +148,17 @@ test('finished jobs are kept in memory within bounds', () =>
     assert.deepEqual(jobs.list(), []);
     assert.throws(() => jobs.get(ids[4]!), /No job/);
   }));
+
+test('a job cancelled while its record is written never starts its work', () =>
+  withDir(async (dir) => {
+    const jobs = new JobManager({ dir });
+    let started = false;
+    const job = jobs.run('a', 't', async () => {
+      started = true;
+    });
+    await new Promise((r) => queueMicrotask(() => r(undefined)));
+    assert.equal(jobs.get(job.id).state, 'running');
+    jobs.cancel(job.id);
+    assert.equal((await jobs.wait(job.id)).state, 'cancelled');
+    assert.equal(started, false);
+  }));

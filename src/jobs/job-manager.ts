@@ -204,6 +204,11 @@ export class JobManager {
       });
       return;
     }
+    if (controller.signal.aborted) {
+      // Cancelled while its record was being written: the work never starts.
+      this.finish(entry, 'cancelled', { error: cancelledError(job) });
+      return;
+    }
     this.events.emit('job-state', snapshot(job));
     const ctx: OperationContext = {
       signal: controller.signal,

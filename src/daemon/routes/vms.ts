@@ -1,0 +1,46 @@
+import type { ExecSpec, OperationContext, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
+import type { ShutdownRequest } from '../../api/contract/index.js';
+import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
+import { ok } from '../handler.js';
+
+/** Runs a VM operation as a job and answers 202 with it. */
+function accepted(s: Services, kind: string, target: string, work: (ctx: OperationContext) => Promise<VmView>): Answer {
+  const job = s.jobs.run(kind, target, work);
+  return { status: 202, body: job, headers: { location: `/v1/jobs/${job.id}` } };
+}
+
+/** The VM must exist before a job is made for it; the job works on its id (names can change). */
+function vmJob(kind: string, work: (s: Services, id: string, input: Parameters<Handler>[0], ctx: OperationContext) => Promise<VmView>): Handler {
+  return async (input, s) => {
+    const vm = s.vmService.get(input.params.ref!);
+    return accepted(s, kind, vm.config.name, (ctx) => work(s, vm.config.id, input, ctx));
+  };
+}
+
+const ref = (input: Parameters<Handler>[0]): string => input.params.ref!;
+
+export const vmHandlers: HandlerTable = {
+  listVms: async (_input, s) => ok(s.vmService.list()),
+  getVm: async (input, s) => ok(s.vmService.get(ref(input))),
+  createVm: async (input, s) => {
+    const spec = input.body as VmCreateSpec;
+    return accepted(s, 'vm-create', spec.name, (ctx) => s.vmService.create(spec, ctx));
+  },
+  updateVm: async (input, s) => ok(await s.vmService.update(ref(input), input.body as VmUpdateSpec)),
+  deleteVm: async (input, s) => {
+    await s.vmService.delete(ref(input), { force: input.query.force === 'true' });
+    return { status: 204 };
+  },
+  startVm: vmJob('vm-start', (s, id, _input, ctx) => s.vmService.start(id, ctx)),
+  shutDownVm: vmJob('vm-shutdown', (s, id, input, ctx) => {
+    const options = input.body as ShutdownRequest;
+    return s.vmService.shutDown(id, { timeoutSeconds: options.timeoutSeconds, force: options.force }, ctx);
+  }),
+  saveVm: vmJob('vm-save', (s, id, _input, ctx) => s.vmService.save(id, ctx)),
+  turnOffVm: async (input, s) => ok(await s.vmService.turnOff(ref(input))),
+  pauseVm: async (input, s) => ok(await s.vmService.pause(ref(input))),
+  resumeVm: async (input, s) => ok(await s.vmService.resume(ref(input))),
+  restartVm: async (input, s) => ok(await s.vmService.restart(ref(input))),
+  execInVm: async (input, s) => ok(await s.vmService.exec(ref(input), input.body as ExecSpec, input.signal)),
+  getVmScreenshot: async (input, s) => ({ status: 200, body: await s.vmService.screenshot(ref(input)), contentType: 'image/png' }),
+};
