@@ -40,6 +40,17 @@ function webDir(): string | null {
   return null;
 }
 
+/**
+ * Read-only image folders searched after $VISOR_HOME/images: $VISOR_IMAGE_PATH (colon-separated),
+ * else the images this checkout built (guests/out).
+ */
+function imageFolders(): string[] {
+  const fromEnv = process.env.VISOR_IMAGE_PATH;
+  if (fromEnv !== undefined) return fromEnv.split(':').filter(Boolean);
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  return ['../../../guests/out', '../../guests/out'].map((up) => join(here, up)).filter((dir) => existsSync(dir)).slice(0, 1);
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let values: { listen?: string; debug?: boolean; help?: boolean };
   try {
@@ -59,7 +70,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const paths = resolvePaths();
   const version = packageVersion();
   const jobs = new JobManager({ dir: join(paths.home, 'jobs') });
-  const vmService = await createVmService({ home: paths.home, run: paths.run });
+  const vmService = await createVmService({ home: paths.home, run: paths.run, imageFolders: imageFolders() });
   const daemon = createDaemon({
     home: paths.home,
     run: paths.run,
