@@ -14,6 +14,13 @@ import { alignUp, SECTOR_SIZE } from './layout.js';
 import { checkLocatorEntry, decodeLocator, locatorExtent, parentCandidates, PLATFORM_NONE, type ParentLocator } from './parent-locator.js';
 import { bitmapSize, runLength, setBits, testBit } from './sector-bitmap.js';
 
+/**
+ * Differencing writes copy up whole 4 KiB units (8 sectors, one bitmap byte). The spec allows
+ * single sectors, but libvhdi (20210425) misreads a bitmap byte whose set bits end inside it, and
+ * 4 KiB is every modern guest's I/O unit anyway.
+ */
+const COPY_UP_GRAIN = 4096;
+
 /** Deeper chains than this are refused. */
 export const MAX_CHAIN_DEPTH = 64;
 
@@ -376,19 +383,21 @@ export class VhdFile {
       offset = await this.allocateBlock(block, bitmap);
     }
     if (!differencing) return writeAll(this.fh, data, offset + d.g.bitmapSize + inBlock);
-    // Differencing: whole sectors only; a partial sector not yet here is first copied up.
+    // Differencing: whole copy-up units only (COPY_UP_GRAIN); a partial unit is first filled
+    // with what the disk reads there now (this file's sectors, else the parent's).
     const bitmap = await this.loadBitmap(block);
-    const startSector = Math.floor(inBlock / SECTOR_SIZE);
-    const endSector = Math.ceil((inBlock + data.length) / SECTOR_SIZE);
-    const alignedStart = startSector * SECTOR_SIZE;
-    const aligned = Buffer.alloc((endSector - startSector) * SECTOR_SIZE);
-    if (inBlock % SECTOR_SIZE !== 0) await this.readBlockRange(block, alignedStart, aligned.subarray(0, SECTOR_SIZE));
-    if ((inBlock + data.length) % SECTOR_SIZE !== 0 && (endSector - 1 > startSector || inBlock % SECTOR_SIZE === 0)) {
-      await this.readBlockRange(block, (endSector - 1) * SECTOR_SIZE, aligned.subarray(aligned.length - SECTOR_SIZE));
+    const grain = Math.min(COPY_UP_GRAIN, d.g.blockSize);
+    const start = Math.floor(inBlock / grain) * grain;
+    const end = Math.ceil((inBlock + data.length) / grain) * grain;
+    const aligned = Buffer.alloc(end - start);
+    if (inBlock !== start) await this.readBlockRange(block, start, aligned.subarray(0, grain));
+    if (inBlock + data.length !== end && (end - grain > start || inBlock === start)) {
+      await this.readBlockRange(block, end - grain, aligned.subarray(aligned.length - grain));
     }
-    data.copy(aligned, inBlock - alignedStart);
-    await writeAll(this.fh, aligned, offset + d.g.bitmapSize + alignedStart);
-    if (runLength(bitmap, startSector, endSector) < endSector - startSector || !testBit(bitmap, startSector)) {
+    data.copy(aligned, inBlock - start);
+    await writeAll(this.fh, aligned, offset + d.g.bitmapSize + start);
+    const [startSector, endSector] = [start / SECTOR_SIZE, end / SECTOR_SIZE];
+    if (!testBit(bitmap, startSector) || runLength(bitmap, startSector, endSector) < endSector - startSector) {
       setBits(bitmap, startSector, endSector);
       this.dirtyBitmaps.add(block);
     }
