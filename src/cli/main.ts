@@ -1,0 +1,164 @@
+/**
+ * `visor`: the command line. Speaks only the public API (api/); the module graph is kept small
+ * so a round trip stays well under 150 ms: commands load their code when they run.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
+import { reportError } from './output.js';
+
+/** Runs an action, turning errors into `error:`/`hint:` lines and an exit code. */
+function run<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<number | void>>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      const action = await load();
+      process.exitCode = (await action(...args)) ?? EXIT.ok;
+    } catch (error) {
+      process.exitCode = reportError(error);
+    }
+  };
+}
+
+const vm = () => import('./commands/vm.js');
+const other = () => import('./commands/misc.js');
+
+function json(command: Command): Command {
+  return command.option('--json', 'print JSON for scripts instead of text for people');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('visor')
+    .description('Visor: virtual machines on this Linux host (QEMU inside, Hyper-V-like outside).')
+    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      `
+The daemon (visord) starts on demand on $VISOR_RUN/visord.sock; VISOR_HOME and VISOR_RUN select an
+isolated instance. VISOR_URL (with VISOR_TOKEN) talks to a daemon over TCP instead.
+Sizes take units: 512M, 2G, 1.5T.
+${EXIT_CODES_HELP}`,
+    );
+
+  program
+    .command('daemon')
+    .description('run the daemon (visord) in the foreground')
+    .option('--listen <host:port>', 'also serve the API and the web Manager on TCP (bearer token in $VISOR_HOME/api-token)')
+    .option('--debug', 'log one line per request')
+    .action(run(async () => (await other()).daemon));
+
+  const host = program.command('host').description('the host');
+  json(host.command('info').description('what this host offers: accelerator, processors, memory, QEMU')).action(
+    run(async () => (await other()).hostInfo),
+  );
+
+  const image = program.command('image').description('the image library');
+  json(image.command('list').description('images VMs can be created from')).action(run(async () => (await other()).imageList));
+
+  const vms = program.command('vm').description('virtual machines');
+  json(
+    vms
+      .command('create')
+      .description('create a VM')
+      .argument('<name>', 'the new VM\'s name')
+      .option('--image <image>', 'copy its first disk from this image (see "visor image list")')
+      .option('--cpus <n>', 'virtual processors')
+      .option('--memory <size>', 'startup memory, e.g. 512M or 2G')
+      .addOption(new Option('--generation <n>', '1: BIOS, IDE boot; 2: UEFI, SCSI boot').choices(['1', '2']))
+      .option('--disk-size <size>', 'with no image: size of a new blank VHDX boot disk, e.g. 8G')
+      .option('--dvd <iso>', 'insert this ISO in the DVD drive')
+      .option('--resolution <WxH>', 'display resolution, e.g. 1024x768')
+      .option('--notes <text>', 'free text for people'),
+  ).action(run(async () => (await vm()).create));
+  json(vms.command('list').description('list VMs')).action(run(async () => (await vm()).list));
+  json(vms.command('show').description('show a VM').argument('<name>')).action(run(async () => (await vm()).show));
+  json(
+    vms
+      .command('set')
+      .description('change a VM\'s settings (hardware changes need it off)')
+      .argument('<name>')
+      .option('--name <new-name>', 'rename it')
+      .option('--cpus <n>', 'virtual processors')
+      .option('--memory <size>', 'startup memory, e.g. 1G')
+      .option('--dvd <iso|none>', 'insert an ISO, or "none" to eject')
+      .option('--resolution <WxH>', 'display resolution, e.g. 1280x1024')
+      .option('--boot-order <list>', 'comma-separated: disk,dvd,network')
+      .addOption(new Option('--secure-boot <on|off>', 'UEFI secure boot (generation 2)').choices(['on', 'off']))
+      .addOption(new Option('--auto-start <action>', 'when the host starts').choices(['nothing', 'start-if-running', 'start']))
+      .addOption(new Option('--auto-stop <action>', 'when the host stops').choices(['save', 'turn-off', 'shut-down']))
+      .option('--notes <text>', 'free text for people'),
+  ).action(run(async () => (await vm()).set));
+  json(vms.command('start').description('start a VM (or resume it from its saved state)').argument('<name>')).action(
+    run(async () => (await vm()).start),
+  );
+  json(
+    vms
+      .command('stop')
+      .description('shut a VM down through the guest; --force turns it off')
+      .argument('<name>')
+      .option('--force', 'turn it off now; with --timeout, turn it off if the guest has not shut down by then')
+      .option('--timeout <seconds>', 'how long to wait for the guest to shut down (default 60)'),
+  ).action(run(async () => (await vm()).stop));
+  for (const [name, description] of [
+    ['save', 'save a VM\'s memory to disk and stop it'],
+    ['pause', 'pause a running VM'],
+    ['resume', 'resume a paused VM'],
+    ['restart', 'reset a running VM'],
+  ] as const) {
+    json(vms.command(name).description(description).argument('<name>')).action(run(async () => (await vm())[name]));
+  }
+  json(
+    vms
+      .command('delete')
+      .description('delete a VM and the disks created with it')
+      .argument('<name>')
+      .option('--force', 'turn it off first if it is running'),
+  ).action(run(async () => (await vm()).remove));
+  json(
+    vms
+      .command('exec')
+      .description('run a command in the guest; prints its output and exits with its exit code')
+      .argument('<name>')
+      .argument('<command...>', 'the command and its arguments, after --')
+      .option('--timeout <seconds>', 'how long to wait for the command (default 60)')
+      .option('--stdin', 'send this command\'s standard input to the guest command'),
+  ).action(run(async () => (await vm()).exec));
+  vms
+    .command('screenshot')
+    .description('save the guest\'s screen as PNG')
+    .argument('<name>')
+    .argument('<file>', 'where to write the PNG')
+    .action(run(async () => (await vm()).screenshot));
+  vms
+    .command('serial')
+    .description('attach this terminal to the VM\'s serial console (Ctrl-] detaches)')
+    .argument('<name>')
+    .action(run(async () => (await import('./commands/serial.js')).serial));
+
+  const job = program.command('job').description('long operations');
+  json(job.command('list').description('running and recent jobs')).action(run(async () => (await other()).jobList));
+  json(job.command('show').description('show a job').argument('<id>')).action(run(async () => (await other()).jobShow));
+  json(job.command('cancel').description('cancel a job').argument('<id>')).action(run(async () => (await other()).jobCancel));
+
+  for (const command of [program, ...allCommands(program)]) command.exitOverride();
+  return program;
+}
+
+function allCommands(command: Command): Command[] {
+  return command.commands.flatMap((c) => [c, ...allCommands(c)]);
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok;
+      if (error.code === 'commander.executeSubCommandAsync') return EXIT.failed;
+      // A group without a subcommand shows its help: that is usage.
+      return EXIT.usage;
+    }
+    return reportError(error);
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+}
