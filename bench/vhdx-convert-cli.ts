@@ -1,0 +1,13 @@
+/**
+ * `node dist/bench/vhdx-convert-cli.js SRC.vhdx DST.raw`: Visor's VHDX → raw conversion, for
+ * bench/vhdx-convert.sh to time against `qemu-img convert -O raw`.
+ */
+import { quietContext } from '../src/core/progress.js';
+import { convertToRaw } from '../src/storage/vhdx/index.js';
+
+const [src, dst] = process.argv.slice(2);
+if (!src || !dst) {
+  console.error('usage: vhdx-convert-cli SRC.vhdx DST.raw');
+  process.exit(2);
+}
+await convertToRaw(src, dst, quietContext());
