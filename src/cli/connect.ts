@@ -50,10 +50,10 @@ export async function startDaemon(paths: VisorPaths): Promise<void> {
   const log = openSync(paths.log, 'a', 0o600);
   let exited: number | null = null;
   try {
-    const child = spawn(process.execPath, [visorExecutable(), 'daemon'], {
+    const child = spawn(visorExecutable(), ['daemon'], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...process.env, VISOR_HOME: paths.home, VISOR_RUN: paths.run },
+      env: { ...process.env, VISOR_HOME: paths.home, VISOR_RUN: paths.run, VISOR_NODE: process.execPath },
     });
     child.once('exit', (code) => {
       exited = code ?? 1;

@@ -2,6 +2,7 @@
  * `visor`: the command line. Speaks only the public API (api/); the module graph is kept small
  * so a round trip stays well under 150 ms: commands load their code when they run.
  */
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { reportError } from './output.js';
@@ -161,4 +162,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     return reportError(error);
   }
   return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+}
+
+/** Run as a program (bin/visor execs this file). */
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => {
+    // Leave once stdout is written: an open handle (a keep-alive socket) must not hold the CLI.
+    process.exitCode = code;
+    setImmediate(() => process.exit(code));
+  });
 }

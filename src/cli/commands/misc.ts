@@ -10,13 +10,13 @@ interface JsonOption {
 }
 
 /**
- * `visor daemon` normally never gets here: bin/visor hands it straight to the daemon's entry.
- * When the CLI is run some other way, run that same entry as a child in the foreground.
+ * `visor daemon` normally never gets here: bin/visor execs the daemon's entry itself. When the
+ * CLI is run some other way, run bin/visor daemon as a child in the foreground.
  */
 export async function daemon(options: { listen?: string; debug?: boolean }): Promise<number> {
   const bin = fileURLToPath(new URL('../../../../bin/visor', import.meta.url));
-  const args = [bin, 'daemon', ...(options.listen ? ['--listen', options.listen] : []), ...(options.debug ? ['--debug'] : [])];
-  const child = spawn(process.execPath, args, { stdio: 'inherit' });
+  const args = ['daemon', ...(options.listen ? ['--listen', options.listen] : []), ...(options.debug ? ['--debug'] : [])];
+  const child = spawn(bin, args, { stdio: 'inherit', env: { ...process.env, VISOR_NODE: process.execPath } });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
   return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? EXIT.failed)));
 }
