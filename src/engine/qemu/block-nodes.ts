@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DiskAttachment, DiskFormat } from '../../core/index.js';
+import { compact, flattenOptions, parseDiskLocation, protocolOptions } from './disk-location.js';
 
 /**
  * Block node names for a VM's disks. QEMU wants node names of at most 31 characters starting
@@ -36,4 +37,37 @@ export function formatDriver(format: DiskFormat): string {
 
 export function storageDaemonDisks(disks: readonly DiskAttachment[]): DiskAttachment[] {
   return disks.filter((disk) => needsStorageDaemon(disk.format));
+}
+
+/**
+ * The two blockdev-add objects of a disk: its protocol node (file, host_device, nfs, iscsi,
+ * nbd, ssh — from the path or URL) and its format node on top. The argv builders flatten them;
+ * hot-plug and storage moves send them over QMP. `nodeName` is the format node's name.
+ */
+export function diskNodes(
+  disk: Pick<DiskAttachment, 'path' | 'format' | 'readOnly'>,
+  nodeName: string,
+  options: { blockDevices?: ReadonlySet<string>; field?: string } = {},
+): { protocol: Record<string, unknown>; format: Record<string, unknown> } {
+  const readOnly = disk.readOnly ? true : undefined;
+  const { driver, ...rest } = protocolOptions(parseDiskLocation(disk.path, options));
+  return {
+    protocol: compact({ driver, 'node-name': fileNodeName(nodeName), ...rest, 'read-only': readOnly }),
+    format: compact({ driver: formatDriver(disk.format), 'node-name': nodeName, file: fileNodeName(nodeName), 'read-only': readOnly }),
+  };
+}
+
+/** A node's options in -blockdev's dotted key=value form. */
+export function blockdevArg(node: Record<string, unknown>): Array<[string, string | number | boolean]> {
+  return flattenOptions(node);
+}
+
+/**
+ * Name of a storage move's target node for a disk: the source keeps its name until it is
+ * deleted, and QEMU cannot rename a node, so after a move the disk's node is this one. `token`
+ * tells moves apart (a short base-36 string). At most 31 characters with "-file".
+ */
+export function moveTargetNodeName(diskId: string, token: string): string {
+  const hash = createHash('sha256').update(diskId).digest('hex').slice(0, 14);
+  return `mv-${hash}-${token.slice(0, 8)}`;
 }

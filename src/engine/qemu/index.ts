@@ -1,8 +1,16 @@
 /** engine/qemu: QEMU argv, launch/reattach, QMP, guest agent, capability probe. */
-export { buildQemuArgs, bootIndexes, VGA_MEMORY_MIB } from './qemu-args.js';
+export { buildQemuArgs, bootIndexes, VGA_MEMORY_MIB, PCIE_HOTPLUG_PORTS } from './qemu-args.js';
 export type { Accelerator, QemuArgsOptions } from './qemu-args.js';
 export { buildStorageDaemonArgs } from './storage-daemon-args.js';
-export { diskNodeName, fileNodeName, needsStorageDaemon, formatDriver, DVD_DEVICE_ID, DVD_NODE_NAME } from './block-nodes.js';
+export { diskNodeName, fileNodeName, needsStorageDaemon, formatDriver, diskNodes, DVD_DEVICE_ID, DVD_NODE_NAME } from './block-nodes.js';
+export { parseDiskLocation, protocolOptions, isHostDevicePath, isRemoteLocation, REMOTE_DISK_SCHEMES } from './disk-location.js';
+export type { DiskLocation, RemoteDiskLocation } from './disk-location.js';
+export { BLOCK_ERROR_CODES, diskServing } from './block-graph.js';
+export type { DiskServing } from './block-graph.js';
+export type { HotplugOptions } from './hotplug.js';
+export type { DiskMove, MovedDisk, StorageMoveOptions, StorageMoveResult } from './storage-move.js';
+export { decideMoveRecovery } from './move-recovery.js';
+export type { MovePhase, MoveRecord, MoveRecordDisk, MoveObservation, MoveRecovery, DiskRecovery, RecoveryStep } from './move-recovery.js';
 export { selectFirmware, OVMF_DIR } from './firmware.js';
 export type { UefiFirmware } from './firmware.js';
 export { runtimeFiles, checkSocketPaths, UNIX_SOCKET_PATH_MAX_BYTES } from './runtime-files.js';

@@ -1,6 +1,6 @@
 import { MiB, invalid } from '../../core/index.js';
 import type { BootDevice, DiskAttachment, DvdDrive, VmConfig } from '../../core/index.js';
-import { DVD_DEVICE_ID, DVD_NODE_NAME, diskNodeName, fileNodeName, formatDriver, needsStorageDaemon } from './block-nodes.js';
+import { DVD_DEVICE_ID, DVD_NODE_NAME, blockdevArg, diskNodeName, diskNodes, fileNodeName, needsStorageDaemon } from './block-nodes.js';
 import type { UefiFirmware } from './firmware.js';
 import { optionList, optionString, optionValue } from './qemu-option.js';
 import type { RuntimeFiles } from './runtime-files.js';
@@ -18,6 +18,20 @@ export interface QemuArgsOptions {
   cpuModel?: string;
   /** A pinned machine type (pc-i440fx-10.0); default the alias `pc` / `q35`. */
   machineType?: string;
+  /**
+   * Disk paths known to be host block devices (opened with `host_device`). Default: paths
+   * under /dev/ other than /dev/shm/ (disk-location.ts).
+   */
+  blockDevices?: ReadonlySet<string>;
+}
+
+/**
+ * Generation 2 (q35) cannot hot-plug a PCI device onto its root complex: these empty PCIe root
+ * ports take hot-added virtio-blk disks and SCSI controllers (hotplug.ts).
+ */
+export const PCIE_HOTPLUG_PORTS = 4;
+export function hotplugPortId(index: number): string {
+  return `hotplug${index}`;
 }
 
 /** Largest console the product offers (vm-config.ts), 32 bits per pixel, double-buffered. */
@@ -75,10 +89,15 @@ export function buildQemuArgs(config: VmConfig, options: QemuArgsOptions): strin
     `${Math.floor(config.memory.startup / MiB)}M`,
   );
 
+  if (gen2) {
+    for (let i = 0; i < PCIE_HOTPLUG_PORTS; i++) {
+      args.push('-device', optionString('pcie-root-port', [['id', hotplugPortId(i)], ['bus', 'pcie.0'], ['chassis', i + 1]]));
+    }
+  }
   for (const scsi of scsiControllers(config)) args.push('-device', `virtio-scsi-pci,id=scsi${scsi}`);
 
-  config.disks.forEach((disk) => {
-    args.push(...diskBackend(disk, files));
+  config.disks.forEach((disk, index) => {
+    args.push(...diskBackend(disk, files, { blockDevices: options.blockDevices, field: `disks[${index}].path` }));
     args.push('-device', diskFrontend(disk, gen2, boot.get(bootKey('disk', disk.id))));
   });
   if (config.dvd) args.push(...dvdArgs(config.dvd, gen2, boot.get(bootKey('dvd', DVD_DEVICE_ID))));
@@ -132,7 +151,7 @@ export function buildQemuArgs(config: VmConfig, options: QemuArgsOptions): strin
   return args;
 }
 
-function diskBackend(disk: DiskAttachment, files: RuntimeFiles): string[] {
+function diskBackend(disk: DiskAttachment, files: RuntimeFiles, options: { blockDevices?: ReadonlySet<string>; field: string }): string[] {
   const node = diskNodeName(disk.id);
   const readOnly = disk.readOnly ? true : undefined;
   if (needsStorageDaemon(disk.format)) {
@@ -148,12 +167,8 @@ function diskBackend(disk: DiskAttachment, files: RuntimeFiles): string[] {
       ]),
     ];
   }
-  return [
-    '-blockdev',
-    optionList([['driver', 'file'], ['node-name', fileNodeName(node)], ['filename', disk.path], ['read-only', readOnly]]),
-    '-blockdev',
-    optionList([['driver', formatDriver(disk.format)], ['node-name', node], ['file', fileNodeName(node)], ['read-only', readOnly]]),
-  ];
+  const nodes = diskNodes(disk, node, options);
+  return ['-blockdev', optionList(blockdevArg(nodes.protocol)), '-blockdev', optionList(blockdevArg(nodes.format))];
 }
 
 type Placement = Array<readonly [string, string | number | undefined]>;

@@ -2,12 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { open, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VisorError, cancelled, quietContext } from '../../core/index.js';
-import type { OperationContext } from '../../core/index.js';
+import type { DiskAttachment, OperationContext } from '../../core/index.js';
 import type { WaitOptions } from './deadline.js';
 import { ENGINE_ERROR_CODES } from './engine-errors.js';
 import { pollUntil } from './poll.js';
 import { isProcessAlive, isQemuOfVm, processArgv, signalProcess, waitForProcessExit } from './process-probe.js';
 import type { QmpClient } from './qmp-client.js';
+import { qemuCapabilities } from './capabilities.js';
+import { changeDvdMedium } from './dvd-media.js';
+import { addDisk, removeDisk } from './hotplug.js';
+import type { HotplugOptions, HotplugTarget } from './hotplug.js';
+import { moveStorage } from './storage-move.js';
+import type { DiskMove, MoveTarget, StorageMoveOptions, StorageMoveResult } from './storage-move.js';
+import { attachStorageDaemon, startStorageDaemon } from './storage-daemon.js';
 import { lastErrorLine, readLogTail } from './qemu-log.js';
 import type { QemuRunState, QmpEvent } from './qmp-types.js';
 import type { RuntimeFiles } from './runtime-files.js';
@@ -35,7 +42,7 @@ export interface LaunchTimings {
  * One running VM's QEMU, launched or reattached. Commands go over QMP; the process is not our
  * child. `dispose()` closes our connections and never stops the VM.
  */
-export class QemuInstance implements Disposable {
+export class QemuInstance implements Disposable, HotplugTarget, MoveTarget {
   #lastShutdown: QmpEvent | null = null;
   #exit: Promise<VmExit> | null = null;
   #disposed = false;
@@ -44,7 +51,8 @@ export class QemuInstance implements Disposable {
     readonly vmId: string,
     readonly pid: number,
     readonly qmp: QmpClient,
-    readonly storage: StorageDaemon | null,
+    /** Set later when a hot-added VHDX/VHD disk starts one on demand (hotplug.ts). */
+    public storage: StorageDaemon | null,
     readonly files: RuntimeFiles,
     readonly timings: LaunchTimings | null = null,
   ) {
@@ -132,6 +140,39 @@ export class QemuInstance implements Disposable {
     await this.quit();
     await fsyncFile(file);
     ctx.progress(1, 'Saved');
+  }
+
+  /**
+   * Hot-adds a disk (SCSI or virtio; IDE is refused): see hotplug.ts. A VHDX/VHD disk starts
+   * the VM's storage daemon if it has none. Persist the disk in vm.json after this returns.
+   */
+  async addDisk(disk: DiskAttachment, options: HotplugOptions): Promise<void> {
+    await addDisk(this, disk, options);
+  }
+
+  /** Hot-removes a disk by id (device, then its nodes and export). */
+  async removeDisk(diskId: string, options?: WaitOptions): Promise<void> {
+    await removeDisk(this, diskId, options);
+  }
+
+  /** Inserts an ISO into the DVD drive, or ejects it (null), even when the guest locked the tray. */
+  async changeDvdMedium(iso: string | null, options?: WaitOptions): Promise<void> {
+    await changeDvdMedium(this.qmp, iso, options);
+  }
+
+  /** Live storage move of some disks: see storage-move.ts for the protocol and the record. */
+  async moveStorage(moves: readonly DiskMove[], ctx?: OperationContext, options?: StorageMoveOptions): Promise<StorageMoveResult> {
+    return moveStorage(this, moves, ctx, options);
+  }
+
+  /** The VM's storage daemon; with `start`, one is started (with no disk) if there is none. */
+  async storageDaemon(options: WaitOptions & { start: boolean }): Promise<StorageDaemon | null> {
+    if (this.storage && !this.storage.qmp.closed) return this.storage;
+    this.storage = await attachStorageDaemon(this.files, options);
+    if (this.storage || !options.start) return this.storage;
+    const binary = (await qemuCapabilities(options)).storageDaemonBinary;
+    this.storage = await startStorageDaemon({ disks: [] }, this.files, binary, { ...options, always: true });
+    return this.storage;
   }
 
   /** PNG bytes of the primary display (at the guest's current mode). */

@@ -54,3 +54,46 @@ export function isQmpEvent(message: unknown): message is QmpEvent {
 export function isQmpGreeting(message: unknown): message is QmpGreeting {
   return typeof message === 'object' && message !== null && 'QMP' in message;
 }
+
+/** query-block's entry per BlockBackend, the fields we read. */
+export interface BlockInfo {
+  device: string;
+  /** The front end's QOM path or id ("/machine/peripheral/disk-a/virtio-backend", "dvd0"). */
+  qdev?: string;
+  removable: boolean;
+  locked: boolean;
+  tray_open?: boolean;
+  inserted?: { 'node-name': string; file: string; ro: boolean; drv: string };
+}
+
+/** query-named-block-nodes (flat) entry, the fields we read. */
+export interface NamedBlockNode {
+  'node-name': string;
+  drv: string;
+  file: string;
+  ro: boolean;
+  image?: { filename: string; format: string; 'virtual-size': number; 'backing-filename'?: string };
+  'backing_file'?: string;
+}
+
+/** query-block-jobs entry (qapi/block-core.json BlockJobInfo). */
+export interface BlockJobInfo {
+  device: string;
+  type: string;
+  len: number;
+  offset: number;
+  ready: boolean;
+  status: string;
+  busy: boolean;
+  paused: boolean;
+  'io-status'?: string;
+  error?: string;
+}
+
+/** query-block-exports entry. */
+export interface BlockExportInfo {
+  id: string;
+  type: string;
+  'node-name': string;
+  'shutting-down': boolean;
+}

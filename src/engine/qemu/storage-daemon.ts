@@ -35,14 +35,17 @@ export class StorageDaemon implements Disposable {
   }
 }
 
-/** Starts the VM's storage daemon, or returns null when the VM has no disk it must serve. */
+/**
+ * Starts the VM's storage daemon, or returns null when the VM has no disk it must serve
+ * (`always`: start one with no disk, for a disk hot-added later; reattach finds it the same way).
+ */
 export async function startStorageDaemon(
   config: Pick<VmConfig, 'disks'>,
   files: RuntimeFiles,
   binary: string,
-  options: WaitOptions = {},
+  options: WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> } = {},
 ): Promise<StorageDaemon | null> {
-  const args = buildStorageDaemonArgs(config, files);
+  const args = buildStorageDaemonArgs(config, files, { always: options.always, blockDevices: options.blockDevices });
   if (!args) return null;
   await mkdir(files.storageDir, { recursive: true, mode: 0o700 });
   await rm(files.storageNbdSocket, { force: true });

@@ -1,0 +1,110 @@
+import { VisorError } from '../../core/index.js';
+import { BLOCK_ERROR_CODES } from './block-graph.js';
+import type { WaitOptions } from './deadline.js';
+import type { QmpClient } from './qmp-client.js';
+import type { QmpEvent } from './qmp-types.js';
+
+/**
+ * One mirror job on a QMP connection (QEMU's or the storage daemon's), with its end recorded
+ * from the events: jobs are auto-dismissed, so once a job has ended the events are the only
+ * place its error is told.
+ */
+export class MirrorJob implements Disposable {
+  #ended: { kind: 'completed' | 'cancelled'; error: string | null } | null = null;
+  readonly #waiters = new Set<() => void>();
+  readonly #onEvent = (event: QmpEvent): void => {
+    if (event.data.device !== this.id) return;
+    if (event.event === 'BLOCK_JOB_COMPLETED' || event.event === 'BLOCK_JOB_CANCELLED') {
+      const error = typeof event.data.error === 'string' ? event.data.error : null;
+      this.#ended = { kind: event.event === 'BLOCK_JOB_COMPLETED' ? 'completed' : 'cancelled', error };
+      for (const wake of this.#waiters) wake();
+    }
+  };
+
+  constructor(
+    readonly qmp: QmpClient,
+    readonly id: string,
+  ) {
+    qmp.on('event', this.#onEvent);
+  }
+
+  get ended(): { kind: 'completed' | 'cancelled'; error: string | null } | null {
+    return this.#ended;
+  }
+
+  /** Starts `blockdev-mirror` from `source` to `target` (sync full: a standalone copy). */
+  async start(source: string, target: string, options: WaitOptions & { copyMode?: 'background' | 'write-blocking' } = {}): Promise<void> {
+    await this.qmp.blockdevMirror(
+      { 'job-id': this.id, device: source, target, sync: 'full', 'copy-mode': options.copyMode ?? 'background' },
+      options,
+    );
+  }
+
+  /** offset/len/ready from query-block-jobs; null when the job is gone. */
+  async query(options?: WaitOptions): Promise<{ offset: number; len: number; ready: boolean } | null> {
+    const jobs = await this.qmp.queryBlockJobs(options);
+    const job = jobs.find((j) => j.device === this.id);
+    return job ? { offset: job.offset, len: job.len, ready: job.ready } : null;
+  }
+
+  /** Switches a running mirror to write-blocking: guest writes then reach both sides before they complete. */
+  async writeBlocking(options?: WaitOptions): Promise<void> {
+    await this.qmp.execute('block-job-change', { id: this.id, type: 'mirror', 'copy-mode': 'write-blocking' }, options);
+  }
+
+  /** Resolves when the job has ended (completed or cancelled), with how. */
+  async waitEnded(options: WaitOptions): Promise<{ kind: 'completed' | 'cancelled'; error: string | null }> {
+    if (this.#ended) return this.#ended;
+    const signal = options.signal;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new VisorError('failed', 'timeout', `Block job "${this.id}" did not end within ${options.timeoutMs ?? 60_000} ms.`)), options.timeoutMs ?? 60_000);
+      const onClose = (): void => finish(new VisorError('failed', 'qmp-disconnected', `The QMP connection closed while block job "${this.id}" ran.`));
+      const onAbort = (): void => finish(signal?.reason as Error);
+      const wake = (): void => finish(null);
+      const finish = (error: Error | null): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        this.qmp.off('close', onClose);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else if (this.#ended) resolve(this.#ended);
+      };
+      this.#waiters.add(wake);
+      this.qmp.once('close', onClose);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  /** Pivots a ready mirror to its target and waits for BLOCK_JOB_COMPLETED. */
+  async complete(options: WaitOptions): Promise<void> {
+    await this.qmp.jobComplete(this.id, options);
+    const end = await this.waitEnded(options);
+    if (end.kind !== 'completed' || end.error !== null) {
+      throw new VisorError('failed', BLOCK_ERROR_CODES.moveFailed, `The mirror "${this.id}" did not pivot: ${end.error ?? end.kind}.`);
+    }
+  }
+
+  /**
+   * Cancels the job (before or after ready: no pivot either way) and waits until it has ended.
+   * A job already gone is fine.
+   */
+  async cancel(options: WaitOptions): Promise<void> {
+    if (this.#ended) return;
+    try {
+      await this.qmp.blockJobCancel(this.id, options);
+    } catch (error) {
+      if (await this.query(options).then((j) => j === null, () => true)) return;
+      throw error;
+    }
+    await this.waitEnded(options);
+  }
+
+  dispose(): void {
+    this.qmp.off('event', this.#onEvent);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
