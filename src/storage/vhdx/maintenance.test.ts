@@ -49,6 +49,22 @@ describe('resizeVhdx', () => {
     });
   });
 
+  test('grows a fixed disk and keeps it fully provisioned', async () => {
+    await withScratch(async (s) => {
+      const path = s.path('f.vhdx');
+      await createVhdx(path, { type: 'fixed', size: 6 * MiB, blockSize: 2 * MiB });
+      await resizeVhdx(path, 13 * MiB, quietContext());
+      const f = await VhdxFile.open(path);
+      try {
+        assert.equal(f.info.diskType, 'fixed');
+        for (let b = 0; b < f.geometry.dataBlockCount; b++) assert.equal(f.blockMapping(b).state, 6, `block ${b}`);
+      } finally {
+        await f.close();
+      }
+      await qemuAgrees(path, Buffer.alloc(13 * MiB), s.path('f.raw'));
+    });
+  });
+
   test('shrinks over unused space, and refuses to drop data', async () => {
     await withScratch(async (s) => {
       const path = s.path('s.vhdx');

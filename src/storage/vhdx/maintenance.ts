@@ -128,6 +128,13 @@ export async function resizeVhdx(path: string, newSize: number, ctx: OperationCo
         for (let pos = oldSize; pos < end; pos += CHUNK) await file.write(ZEROS.subarray(0, Math.min(CHUNK, end - pos)), pos);
       }
     }
+    if (newSize > oldSize && file.info.diskType === 'fixed') {
+      // A fixed disk stays fully provisioned (LeaveBlocksAllocated, 2.6.2.1).
+      for (let block = Math.floor(oldSize / blockSize); block < file.geometry.dataBlockCount; block++) {
+        checkAbort(ctx, `Resizing "${path}"`);
+        await file.preallocateBlock(block);
+      }
+    }
     ctx.progress(1, 'Resized');
     await file.close();
   } catch (error) {

@@ -62,6 +62,13 @@ describe('VHDX files made by QEMU read like qemu-img convert', { skip: !QEMU && 
         } finally {
           await file.close();
         }
+        // Then we write into QEMU's file, and QEMU must still accept it and read our writes.
+        const model = Buffer.from(expected);
+        const rw = await VhdxFile.open(image, { readOnly: false });
+        await randomWrites(rw, model, { seed: 31, count: 25, maxLength: 3 * MiB });
+        await rw.close();
+        assert.match(await run('qemu-img', ['check', '-f', 'vhdx', image]), /No errors were found/);
+        assert.ok((await qemuRaw(image, s.path('q2.raw'))).equals(model), 'QEMU reads our writes into its file differently');
       });
     });
   }

@@ -115,6 +115,8 @@ export class VhdxFile {
   private readonly dirtyBitmapSectors = new Map<number, Set<number>>();
   private lock: Promise<unknown> = Promise.resolve();
   private logReplay: VhdxInfo['logReplay'] = 'none';
+  /** The file's size on disk as last made stable (fileEnd is that, rounded up to 1 MiB). */
+  private stableSize = 0;
 
   private constructor(
     readonly path: string,
@@ -300,6 +302,7 @@ export class VhdxFile {
       parent,
     );
     file.logReplay = logReplay;
+    file.stableSize = effectiveSize;
     if (logReplay === 'replayed') file.fileGuidChanged = true;
     return file;
   }
@@ -579,6 +582,7 @@ export class VhdxFile {
     const offset = this.fileEnd;
     this.fileEnd += length;
     await this.fh.truncate(this.fileEnd);
+    this.stableSize = this.fileEnd; // made stable by the sync that precedes every log write
     return offset;
   }
 
@@ -631,7 +635,9 @@ export class VhdxFile {
         sequenceNumber: this.logSequence,
         tail: this.logHead,
         logGuid,
-        flushedFileOffset: this.fileEnd,
+        // FlushedFileOffset: a 1 MiB multiple the file is known to reach; LastFileOffset: one
+        // every structure fits in (2.3.1.1).
+        flushedFileOffset: Math.floor(this.stableSize / ALIGNMENT) * ALIGNMENT,
         lastFileOffset: this.fileEnd,
         sectors: batch,
       });
@@ -719,6 +725,17 @@ export class VhdxFile {
     });
   }
 
+  /** Gives block `block` its own zero-filled space, FULLY_PRESENT (fixed disks after a grow). */
+  async preallocateBlock(block: number): Promise<void> {
+    await this.exclusive(async () => {
+      this.assertWritable();
+      if (this.blockMapping(block).state === PAYLOAD_BLOCK_FULLY_PRESENT) return;
+      await this.beginModification(false);
+      const offset = await this.allocate(this.g.blockSize);
+      this.setPayload(block, { state: PAYLOAD_BLOCK_FULLY_PRESENT, fileOffset: offset });
+    });
+  }
+
   /** Sets payload block `block` to `entry` (and commits at the next flush). */
   async setBlockMapping(block: number, entry: BatEntry, options: { userVisible: boolean }): Promise<void> {
     await this.exclusive(async () => {
@@ -754,6 +771,7 @@ export class VhdxFile {
       await this.fh.truncate(size);
       await this.fh.sync();
       this.fileEnd = size;
+      this.stableSize = size;
     });
   }
 
