@@ -13,8 +13,8 @@ import { KiB, MiB, SECTOR_SIZE } from './layout.js';
 import { VhdFile } from './vhd-file.js';
 
 /** Bytes per read; several are in flight (libuv's pool has 4 threads). */
-const CHUNK = 8 * MiB;
-const IN_FLIGHT = 4;
+const CHUNK = Number(process.env['VISOR_VHD_CHUNK_MIB'] ?? 8) * MiB;
+const IN_FLIGHT = Number(process.env['VISOR_VHD_IN_FLIGHT'] ?? 4);
 /** Runs of zeros at least this long become holes in the output (qemu-img's default is 4 KiB). */
 const ZERO_GRAIN = 64 * KiB;
 const ZEROS = Buffer.alloc(Math.max(CHUNK, ZERO_GRAIN));
