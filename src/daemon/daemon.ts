@@ -29,7 +29,7 @@ export interface DaemonOptions {
 }
 
 export interface Daemon {
-  /** Recovers jobs and VMs, then listens. Throws `daemon-running` if another daemon answers. */
+  /** Claims the socket, recovers jobs and VMs, then listens. Throws `daemon-running` if another daemon answers. */
   start(): Promise<void>;
   /** Closes the sockets and connections; the VMs keep running. Idempotent. */
   close(): Promise<void>;
@@ -70,12 +70,13 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
   async function start(): Promise<void> {
     const { fastify } = await app;
-    await options.jobs.recover();
-    await options.vmService.recover();
     await mkdir(options.run, { recursive: true, mode: 0o700 });
     await fastify.ready();
+    // Claim first: a second daemon must refuse before it touches jobs or VMs.
     const release = await claimSocket(socketPath);
     try {
+      await options.jobs.recover();
+      await options.vmService.recover();
       const umask = process.umask(0o177);
       try {
         await listen(unixServer!, { path: socketPath });

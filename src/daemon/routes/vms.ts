@@ -1,4 +1,4 @@
-import type { ExecSpec, OperationContext, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
+import type { ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
 import type { ShutdownRequest } from '../../api/contract/index.js';
 import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
 import { ok } from '../handler.js';
@@ -10,9 +10,15 @@ function accepted(s: Services, kind: string, target: string, work: (ctx: Operati
 }
 
 /** The VM must exist before a job is made for it; the job works on its id (names can change). */
-function vmJob(kind: string, work: (s: Services, id: string, input: Parameters<Handler>[0], ctx: OperationContext) => Promise<VmView>): Handler {
+function vmJob(
+  kind: string,
+  action: VmAction,
+  work: (s: Services, id: string, input: Parameters<Handler>[0], ctx: OperationContext) => Promise<VmView>,
+): Handler {
   return async (input, s) => {
     const vm = s.vmService.get(input.params.ref!);
+    // An illegal transition is refused now (409), not as a failed job.
+    s.vmService.checkAction(vm.config.id, action);
     return accepted(s, kind, vm.config.name, (ctx) => work(s, vm.config.id, input, ctx));
   };
 }
@@ -24,6 +30,8 @@ export const vmHandlers: HandlerTable = {
   getVm: async (input, s) => ok(s.vmService.get(ref(input))),
   createVm: async (input, s) => {
     const spec = input.body as VmCreateSpec;
+    // Bad input is refused now (4xx), not as a failed job.
+    await s.vmService.validateCreate(spec);
     return accepted(s, 'vm-create', spec.name, (ctx) => s.vmService.create(spec, ctx));
   },
   updateVm: async (input, s) => ok(await s.vmService.update(ref(input), input.body as VmUpdateSpec)),
@@ -31,12 +39,12 @@ export const vmHandlers: HandlerTable = {
     await s.vmService.delete(ref(input), { force: input.query.force === 'true' });
     return { status: 204 };
   },
-  startVm: vmJob('vm-start', (s, id, _input, ctx) => s.vmService.start(id, ctx)),
-  shutDownVm: vmJob('vm-shutdown', (s, id, input, ctx) => {
+  startVm: vmJob('vm-start', 'start', (s, id, _input, ctx) => s.vmService.start(id, ctx)),
+  shutDownVm: vmJob('vm-shutdown', 'shut-down', (s, id, input, ctx) => {
     const options = input.body as ShutdownRequest;
     return s.vmService.shutDown(id, { timeoutSeconds: options.timeoutSeconds, force: options.force }, ctx);
   }),
-  saveVm: vmJob('vm-save', (s, id, _input, ctx) => s.vmService.save(id, ctx)),
+  saveVm: vmJob('vm-save', 'save', (s, id, _input, ctx) => s.vmService.save(id, ctx)),
   turnOffVm: async (input, s) => ok(await s.vmService.turnOff(ref(input))),
   pauseVm: async (input, s) => ok(await s.vmService.pause(ref(input))),
   resumeVm: async (input, s) => ok(await s.vmService.resume(ref(input))),
