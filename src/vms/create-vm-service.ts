@@ -14,7 +14,7 @@ import {
   parseOrThrow,
   quietContext,
 } from '../core/index.js';
-import type { ExecResult, OperationContext, VmConfig, VmState, VmView } from '../core/index.js';
+import type { ExecResult, OperationContext, VmAction, VmConfig, VmState, VmView } from '../core/index.js';
 import { VmStore, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
 import { copyDiskFile, createDisk } from '../storage/index.js';
@@ -93,18 +93,30 @@ class LocalVmService implements VmService {
 
   // ---------------------------------------------------------------- definition
 
-  async create(input: VmCreateSpec, ctx: OperationContext): Promise<VmView> {
+  async validateCreate(input: VmCreateSpec): Promise<void> {
+    await this.planCreate(input);
+  }
+
+  checkAction(ref: string, action: VmAction): void {
+    const record = this.find(ref);
+    assertLegal(action, record.state, record.name);
+  }
+
+  /** Everything a create checks, before anything is written: a refused create leaves no trace. */
+  private async planCreate(input: VmCreateSpec) {
     const spec = parseOrThrow(VmCreateSpec, input);
     if (this.pendingNames.has(spec.name.toLowerCase())) {
       throw new VisorError('conflict', 'duplicate-name', `A VM named "${spec.name}" is being created.`, { field: 'name' });
     }
     if (spec.dvdIso) await checkReadableFile(spec.dvdIso, 'dvdIso', 'ISO file');
     const image = spec.image === undefined ? null : await this.library.get(spec.image);
+    if (image && spec.diskFormat && spec.diskFormat !== image.format) {
+      throw invalid('diskFormat', `diskFormat ${spec.diskFormat} differs from image "${image.name}", which is ${image.format}.`, 'Leave --disk-format out.');
+    }
     const id = newId();
     const folder = this.store.folder(id);
     const format = image?.format ?? spec.diskFormat ?? 'vhdx';
     const bootDisk = image || spec.diskSize ? { path: join(folder.disksDir, `${spec.name}.${format}`), format } : null;
-    // Everything is checked before anything is written: a refused create leaves no trace.
     const config = buildVmConfig(spec, {
       id,
       now: new Date(),
@@ -116,10 +128,12 @@ class LocalVmService implements VmService {
       sourceImage: image?.name ?? null,
       qemuVersion: this.host.qemu?.version ?? null,
     });
-    if (image && spec.diskFormat && spec.diskFormat !== image.format) {
-      throw invalid('diskFormat', `diskFormat ${spec.diskFormat} differs from image "${image.name}", which is ${image.format}.`, 'Leave --disk-format out.');
-    }
+    return { spec, config, image, folder, bootDisk, format };
+  }
 
+  async create(input: VmCreateSpec, ctx: OperationContext): Promise<VmView> {
+    const { spec, config, image, folder, bootDisk, format } = await this.planCreate(input);
+    const id = config.id;
     this.pendingNames.add(config.name.toLowerCase());
     try {
       await this.store.createFolders(id);
@@ -480,7 +494,7 @@ async function checkReadableFile(path: string, field: string, what: string): Pro
     await access(path, constants.R_OK);
     if (!(await stat(path)).isFile()) throw new Error('not a file');
   } catch {
-    throw invalid(field, `${what} "${path}" does not exist or cannot be read.`, 'Check the path.');
+    throw invalid(field, `${field}: ${what} "${path}" does not exist or cannot be read.`, 'Check the path.');
   }
 }
 

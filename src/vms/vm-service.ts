@@ -6,6 +6,7 @@ import type {
   OperationContext,
   VmCreateSpec,
   VmState,
+  VmAction,
   VmUpdateSpec,
   VmView,
 } from '../core/index.js';
@@ -28,7 +29,11 @@ export interface VmService {
 
   list(): VmView[];
   get(ref: string): VmView;
+  /** Every check `create` makes, without writing anything: lets the API refuse before a job. */
+  validateCreate(spec: VmCreateSpec): Promise<void>;
   create(spec: VmCreateSpec, ctx: OperationContext): Promise<VmView>;
+  /** Throws the lifecycle refusal if `action` is illegal for the VM now (the API's check before a job). */
+  checkAction(ref: string, action: VmAction): void;
   update(ref: string, spec: VmUpdateSpec): Promise<VmView>;
   delete(ref: string, options: { force: boolean }): Promise<void>;
 
