@@ -13,7 +13,7 @@ export class MirrorJob implements Disposable {
   #ended: { kind: 'completed' | 'cancelled'; error: string | null } | null = null;
   readonly #waiters = new Set<() => void>();
   readonly #onEvent = (event: QmpEvent): void => {
-    if (event.data.device !== this.id) return;
+    if (event.data?.device !== this.id) return; // STOP, RESUME, ... carry no data
     if (event.event === 'BLOCK_JOB_COMPLETED' || event.event === 'BLOCK_JOB_CANCELLED') {
       const error = typeof event.data.error === 'string' ? event.data.error : null;
       this.#ended = { kind: event.event === 'BLOCK_JOB_COMPLETED' ? 'completed' : 'cancelled', error };

@@ -117,7 +117,7 @@ export async function removeDisk(target: HotplugTarget, diskId: string, options:
     await unplug(qmp, diskNodeName(diskId), wait);
     if (serving.where === 'storage-daemon' && storage) {
       if (serving.qemuNbdNode) await qmp.blockdevDel(serving.qemuNbdNode, wait);
-      const deleted = storage.waitForEvent('BLOCK_EXPORT_DELETED', (e) => e.data.id === exportId(diskId), wait);
+      const deleted = storage.waitForEvent('BLOCK_EXPORT_DELETED', (e) => e.data?.id === exportId(diskId), wait);
       deleted.catch(() => undefined);
       await storage.blockExportDel(exportId(diskId), wait);
       await deleted;
@@ -132,7 +132,7 @@ export async function removeDisk(target: HotplugTarget, diskId: string, options:
 
 /** device_del and wait for its DEVICE_DELETED (subscribed before asking: no race). */
 async function unplug(qmp: QmpClient, id: string, options: WaitOptions): Promise<void> {
-  const deleted = qmp.waitForEvent('DEVICE_DELETED', (e) => e.data.device === id, options);
+  const deleted = qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.device === id, options);
   deleted.catch(() => undefined);
   await qmp.deviceDel(id, options);
   try {
