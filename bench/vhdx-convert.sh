@@ -31,12 +31,13 @@ SIZE=$(qemu-img info --output=json "$IMG" | node -e 'let s="";process.stdin.on("
 
 # Same bytes first: a fast wrong answer is no answer.
 qemu-img convert -f vhdx -O raw "$IMG" "$WORK/check-qemu.raw"
-node "$CLI" "$IMG" "$WORK/check-ours.raw"
+UV_THREADPOOL_SIZE=16 node "$CLI" "$IMG" "$WORK/check-ours.raw"
 cmp "$WORK/check-qemu.raw" "$WORK/check-ours.raw" || { echo "outputs differ" >&2; exit 1; }
 rm -f "$WORK/check-qemu.raw" "$WORK/check-ours.raw"
 
 QEMU_CMD="qemu-img convert -f vhdx -O raw $IMG $OUT"
-OURS_CMD="node $CLI $IMG $OUT"
+# libuv's pool must be sized before node starts: as many threads as requests in flight and more.
+OURS_CMD="env UV_THREADPOOL_SIZE=16 node $CLI $IMG $OUT"
 # Each run starts from no output file and no dirty page cache left by the previous one.
 PREPARE="rm -f $OUT; sync"
 

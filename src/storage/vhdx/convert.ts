@@ -3,7 +3,7 @@
  * standalone VHDX. Unallocated blocks are skipped and all-zero runs are left as holes, so the
  * output is sparse; reads are large and several are in flight at once.
  */
-import { open as openFile, unlink } from 'node:fs/promises';
+import { open as openFile, unlink, type FileHandle } from 'node:fs/promises';
 import { cancelled } from '../../core/errors.js';
 import type { OperationContext } from '../../core/progress.js';
 import { PAYLOAD_BLOCK_FULLY_PRESENT } from './bat.js';
@@ -13,12 +13,14 @@ import { KiB, MiB } from './layout.js';
 import { VhdxFile } from './vhdx-file.js';
 
 /**
- * Bytes per read, and reads in flight. Measured on a 2-core host converting from page cache,
- * one 4 MiB read at a time beat more concurrency (reads and writes both copy memory and
- * contend); VISOR_VHDX_CHUNK_MIB / VISOR_VHDX_IN_FLIGHT override for experiments.
+ * Bytes per request and requests in flight: qemu-img's own choice (2 MiB, 8). On an idle
+ * 2-core host one request at a time was as fast; on a loaded one (load 8-10) 8 in flight was
+ * 2-3x faster, because each thread-pool hand-off waits for a CPU. Concurrency is capped by
+ * libuv's pool (UV_THREADPOOL_SIZE, 4 by default; the bench sets 16).
+ * VISOR_VHDX_CHUNK_MIB / VISOR_VHDX_IN_FLIGHT override for experiments.
  */
-const CHUNK = Math.max(1, Number(process.env['VISOR_VHDX_CHUNK_MIB'] ?? 4)) * MiB;
-const IN_FLIGHT = Math.max(1, Number(process.env['VISOR_VHDX_IN_FLIGHT'] ?? 1));
+const CHUNK = Math.max(0.0625, Number(process.env['VISOR_VHDX_CHUNK_MIB'] ?? 2)) * MiB;
+const IN_FLIGHT = Math.max(1, Number(process.env['VISOR_VHDX_IN_FLIGHT'] ?? 8));
 /** Runs of zeros at least this long become holes in the output. */
 const ZERO_GRAIN = 64 * KiB;
 const ZEROS = Buffer.alloc(CHUNK);
@@ -61,6 +63,11 @@ function* pieces(file: VhdxFile): Generator<Piece> {
   if (run) yield run;
 }
 
+async function writeAll(out: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += (await out.write(data, done, data.length - done, position + done)).bytesWritten;
+}
+
 /** Calls `write(offset, length)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
 async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
   let start = -1;
@@ -98,45 +105,68 @@ export async function convertToRaw(src: string | VhdxFile, dst: string, ctx: Ope
     try {
       const size = file.virtualSize;
       await out.truncate(size);
-      // Reads run ahead (IN_FLIGHT at once, each into its own buffer); one writer writes the
-      // pieces in order, so the output grows sequentially and writes never contend.
+      // Like qemu-img (8 requests of 2 MiB): IN_FLIGHT buffers circulate; reads are issued in
+      // order and run ahead, each piece's writes are issued as soon as its read is done (and
+      // those before it were issued), and a buffer comes back when its writes are done. Keeping
+      // several requests in flight hides the thread-pool hand-off latency on a busy host.
       const queue = pieces(file);
       const free: Buffer[] = Array.from({ length: IN_FLIGHT }, () => Buffer.allocUnsafe(CHUNK));
-      const pending: Promise<{ piece: Piece; buf: Buffer }>[] = [];
-      const readNext = (): void => {
-        const buf = free.pop();
-        if (!buf) return;
-        const next = queue.next();
-        if (next.done) {
-          free.push(buf);
-          return;
+      const reads: Promise<{ piece: Piece; buf: Buffer }>[] = [];
+      const writes = new Set<Promise<void>>();
+      let failure: unknown;
+      let exhausted = false;
+      const startReads = (): void => {
+        while (!exhausted && free.length > 0) {
+          const next = queue.next();
+          if (next.done) {
+            exhausted = true;
+            return;
+          }
+          const buf = free.pop()!;
+          const piece = next.value;
+          const view = buf.subarray(0, piece.length);
+          const read = piece.fileOffset !== undefined ? file.readFileBytes(view, piece.fileOffset) : file.readInto(view, piece.position);
+          const tagged = read.then(() => ({ piece, buf }));
+          tagged.catch(() => undefined); // surfaced when awaited below
+          reads.push(tagged);
         }
-        const piece = next.value;
-        const view = buf.subarray(0, piece.length);
-        const read = piece.fileOffset !== undefined ? file.readFileBytes(view, piece.fileOffset) : file.readInto(view, piece.position);
-        const tagged = read.then(() => ({ piece, buf }));
-        tagged.catch(() => undefined); // surfaced when awaited below
-        pending.push(tagged);
       };
       let lastReport = 0;
       ctx.progress(0, 'Converting to raw');
-      for (let i = 0; i < IN_FLIGHT; i++) readNext();
-      while (pending.length > 0) {
+      startReads();
+      while (reads.length > 0) {
         if (ctx.signal.aborted) throw cancelled(`Converting "${file.path}" to raw`);
-        const { piece, buf } = await pending.shift()!;
+        if (failure !== undefined) throw failure;
+        const { piece, buf } = await reads.shift()!;
         const view = buf.subarray(0, piece.length);
+        const runs: Promise<unknown>[] = [];
         await forNonZeroRuns(view, async (from, to) => {
-          let w = from;
-          while (w < to) w += (await out.write(view, w, to - w, piece.position + w)).bytesWritten;
+          runs.push(writeAll(out, view.subarray(from, to), piece.position + from));
         });
-        free.push(buf);
-        readNext();
+        const done: Promise<void> = Promise.all(runs).then(
+          () => {
+            free.push(buf);
+            writes.delete(done);
+          },
+          (error: unknown) => {
+            failure ??= error;
+            writes.delete(done);
+          },
+        );
+        writes.add(done);
+        startReads();
+        while (free.length === 0 && writes.size > 0 && !exhausted) {
+          await Promise.race(writes);
+          startReads();
+        }
         const now = Date.now();
         if (now - lastReport > 100) {
           lastReport = now;
           ctx.progress((piece.position + piece.length) / size, 'Converting to raw');
         }
       }
+      await Promise.all(writes);
+      if (failure !== undefined) throw failure;
       if (options.sync) await out.datasync();
       await out.close();
       ctx.progress(1, 'Converted to raw');
