@@ -16,6 +16,7 @@ export type VhdErrorCode =
   | 'vhd-bad-block-size' //         not a power of two from 512 bytes to 256 MiB
   | 'vhd-bad-header-offset' //      the footer's data offset cannot hold a dynamic header
   | 'vhd-bat-too-small' //          Max Table Entries cannot cover the virtual size
+  | 'vhd-bat-too-large' //          a BAT over 256 MiB (we refuse to read it into memory)
   | 'vhd-bat-out-of-range' //       a BAT entry points into the metadata or past the end of the file
   | 'vhd-bat-overlap' //            two blocks share file space
   | 'vhd-bad-parent-locator' //     a locator's data lies outside the file or is too long

@@ -21,6 +21,9 @@ import { bitmapSize, runLength, setBits, testBit } from './sector-bitmap.js';
  */
 const COPY_UP_GRAIN = 4096;
 
+/** Larger BATs are refused rather than read into memory (64 Mi entries: 128 TiB of 2 MiB blocks). */
+const MAX_BAT_BYTES = 256 * 1024 * 1024;
+
 /** Deeper chains than this are refused. */
 export const MAX_CHAIN_DEPTH = 64;
 
@@ -163,6 +166,13 @@ export class VhdFile {
         'vhd-bat-too-small',
         `The BAT has ${quote(header.maxTableEntries)} entries; a ${quote(footer.currentSize)}-byte disk with ${quote(header.blockSize)}-byte blocks needs ${quote(blockCount)}.`,
         { maxTableEntries: header.maxTableEntries, needed: blockCount },
+      );
+    }
+    if (batBytes(header.maxTableEntries) > MAX_BAT_BYTES) {
+      throw vhdError(
+        'vhd-bat-too-large',
+        `The BAT has ${quote(header.maxTableEntries)} entries (${quote(batBytes(header.maxTableEntries))} bytes); more than 256 MiB of BAT is refused.`,
+        { maxTableEntries: header.maxTableEntries },
       );
     }
     const tableBytes = Math.min(batBytes(header.maxTableEntries), dataLimit - header.tableOffset);
