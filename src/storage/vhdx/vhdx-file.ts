@@ -617,7 +617,10 @@ export class VhdxFile {
     if (sectors.length > 0) await this.commitMetadata(sectors);
   }
 
-  /** Applies 4 KiB metadata sector updates through the log, in order. */
+  /**
+   * Applies 4 KiB metadata sector updates through the log, in order.
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async commitMetadata(sectors: readonly { fileOffset: number; data: Buffer }[]): Promise<void> {
     const logLength = this.header.logLength;
     if (logLength < 2 * entryLengthFor(1)) {
@@ -669,7 +672,10 @@ export class VhdxFile {
     if (first < entry.length) await writeAll(this.fh, entry.subarray(first), logOffset);
   }
 
-  /** First modification of a session: a new FileWriteGuid (and DataWriteGuid), both headers. */
+  /**
+   * First modification of a session: a new FileWriteGuid (and DataWriteGuid), both headers.
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async beginModification(userVisible: boolean): Promise<void> {
     this.assertWritable();
     const needData = userVisible && !this.dataGuidChanged;
@@ -698,6 +704,7 @@ export class VhdxFile {
   /**
    * Commits a new Virtual Disk Size (the metadata sector holding it, already patched) through the
    * log and adopts the new geometry. The BAT region must already have room for the entries.
+   * @internal — for maintenance.ts, not part of the library surface.
    */
   async replaceVirtualSize(virtualDiskSize: number, metadataSector: { fileOffset: number; data: Buffer }): Promise<void> {
     await this.exclusive(async () => {
@@ -725,7 +732,10 @@ export class VhdxFile {
     });
   }
 
-  /** Gives block `block` its own zero-filled space, FULLY_PRESENT (fixed disks after a grow). */
+  /**
+   * Gives block `block` its own zero-filled space, FULLY_PRESENT (fixed disks after a grow).
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async preallocateBlock(block: number): Promise<void> {
     await this.exclusive(async () => {
       this.assertWritable();
@@ -736,7 +746,10 @@ export class VhdxFile {
     });
   }
 
-  /** Sets payload block `block` to `entry` (and commits at the next flush). */
+  /**
+   * Sets payload block `block` to `entry` (and commits at the next flush).
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async setBlockMapping(block: number, entry: BatEntry, options: { userVisible: boolean }): Promise<void> {
     await this.exclusive(async () => {
       this.assertWritable();
@@ -745,20 +758,29 @@ export class VhdxFile {
     });
   }
 
-  /** Runs `fn` with the file's write lock held (maintenance operations that move blocks). */
+  /**
+   * Runs `fn` with the file's write lock held (maintenance operations that move blocks).
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lock.then(fn, fn);
     this.lock = run.catch(() => undefined);
     return run;
   }
 
-  /** Raw file write for maintenance operations (block moves); the caller keeps the ordering. */
+  /**
+   * Raw file write for maintenance operations (block moves); the caller keeps the ordering.
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async writeFileBytes(data: Buffer, position: number): Promise<void> {
     this.assertWritable();
     await writeAll(this.fh, data, position);
   }
 
-  /** Truncates the file to `size` after clearing the log (2.3.1.1: a shrink must not look like truncation). */
+  /**
+   * Truncates the file to `size` after clearing the log (2.3.1.1: a shrink must not look like truncation).
+   * @internal — for maintenance.ts, not part of the library surface.
+   */
   async truncateFile(size: number): Promise<void> {
     await this.exclusive(async () => {
       this.assertWritable();
