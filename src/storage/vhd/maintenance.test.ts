@@ -134,3 +134,23 @@ test('resize grows fixed and dynamic disks (a new BAT at the end when needed); s
     }
   });
 });
+
+test('resize grows a differencing disk past its parent: the new area reads zeros, then what is written', async () => {
+  await withScratch(async (s) => {
+    const base = s.path('base.vhd');
+    const child = s.path('child.vhd');
+    await createVhd(base, { type: 'dynamic', size: 4 * MiB });
+    const b = await VhdFile.open(base, { readOnly: false });
+    await b.write(pattern(4 * MiB, 3), 0);
+    await b.close();
+    await createVhd(child, { type: 'differencing', parentPath: base });
+    await resizeVhd(child, 12 * MiB, quietContext());
+    const expected = Buffer.concat([pattern(4 * MiB, 3), Buffer.alloc(8 * MiB)]);
+    assert.ok((await readAll(child)).equals(expected));
+    const c = await VhdFile.open(child, { readOnly: false });
+    await c.write(Buffer.alloc(3 * MiB, 0x21), 3 * MiB); // straddles the parent's end
+    await c.close();
+    expected.fill(0x21, 3 * MiB, 6 * MiB);
+    assert.ok((await readAll(child)).equals(expected));
+  });
+});

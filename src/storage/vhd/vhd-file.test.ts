@@ -86,6 +86,10 @@ for (const type of ['fixed', 'dynamic'] as const) {
       const info = await qemuInfo(path);
       assert.equal(info['virtual-size'], size);
       assert.equal(firstDifference(await qemuRaw(path, s), model), undefined);
+      // libvhdi agrees on the type and the size.
+      const vhdi = await run('vhdiinfo', [path]);
+      assert.match(vhdi, type === 'fixed' ? /Disk type\s*: Fixed/ : /Disk type\s*: Dynamic/);
+      assert.match(vhdi, new RegExp(`Media size\\s*: .*\\(${size} bytes\\)`));
       // And QEMU can keep writing into our file, and we read that.
       await run('qemu-io', ['-f', 'vpc', '-c', 'write -P 0x5a 6291456 1M', path]);
       model.fill(0x5a, 6 * MiB, 7 * MiB);
