@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { diskServing, launchVm } from '../../src/engine/qemu/index.js';
+import type { QemuInstance } from '../../src/engine/qemu/index.js';
+import { REMOTE_DISK_ERROR_CODES, probeRemoteDisk } from '../../src/storage/remote-disk.js';
+import { NfsServer } from '../support/remote-storage/nfs-server.js';
+import { SshServer } from '../support/remote-storage/ssh-server.js';
+import { TestVm } from './vm-fixture.js';
+
+/**
+ * Remote disks against real userspace servers: nfs-ganesha in a network namespace (QEMU's own
+ * nfs driver) and sshd on loopback mounted with sshfs (a share is a path). The seed's workflow:
+ * a VM whose disk is a qcow2 differencing child of a template on the share is started, moved
+ * live to a local folder (sync=full flattens it), and afterwards runs with the share gone.
+ */
+const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+const have = async (bin: string): Promise<boolean> => run('sh', ['-c', `command -v ${bin}`]).then(() => true, () => false);
+const haveServers = isRoot && (await have('ganesha.nfsd')) && (await have('rpcbind')) && (await have('sshfs')) && (await have('/usr/sbin/sshd'));
+
+const MiB = 1024 * 1024;
+
+/** Writes `byte` over 512 bytes at `offset` of an image (qemu-io, through QEMU's block layer). */
+async function write(image: string, format: string, byte: number, offset: number): Promise<void> {
+  await run('qemu-io', ['-f', format, '-c', `write -P ${byte} ${offset} 512`, image]);
+}
+
+/**
+ * Reads through the running VM's disk node: QEMU exports the node (read-only NBD on a unix
+ * socket) and qemu-io on the host checks the pattern. (HMP qemu-io prints to QEMU's stdout,
+ * not to the monitor, in 10.0.2.)
+ */
+async function vmRead(instance: QemuInstance, dir: string, diskId: string, byte: number, offset: number): Promise<void> {
+  const socket = join(dir, 'check.sock');
+  const serving = await diskServing(instance.qmp, null, diskId);
+  await instance.qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socket } } });
+  try {
+    await instance.qmp.blockExportAdd({ type: 'nbd', id: 'check', 'node-name': serving.nodeName, name: 'check', writable: false });
+    try {
+      const { stdout } = await run('qemu-io', ['-r', '-f', 'raw', '-c', `read -P ${byte} ${offset} 512`, `nbd+unix:///check?socket=${socket}`]);
+      assert.match(stdout, /read 512\/512 bytes/, `${diskId} @${offset}: ${stdout}`);
+      assert.doesNotMatch(stdout, /verification failed/i, `${diskId} @${offset}: ${stdout}`);
+    } finally {
+      await instance.qmp.blockExportDel('check', { force: true });
+    }
+  } finally {
+    await instance.qmp.execute('nbd-server-stop');
+  }
+}
+
+describe('remote disks', { skip: haveServers ? false : 'needs root, nfs-ganesha, rpcbind, sshfs and openssh-server' }, () => {
+  let vm: TestVm;
+  let nfs: NfsServer | null = null;
+  let ssh: SshServer | null = null;
+  let instance: QemuInstance | null = null;
+
+  before(async () => {
+    vm = await TestVm.create({ generation: 1, disks: [] });
+    [nfs, ssh] = await Promise.all([NfsServer.start(), SshServer.start()]);
+  });
+
+  after(async () => {
+    if (instance) await instance.quit().catch(() => undefined);
+    await nfs?.dispose();
+    await ssh?.dispose();
+    assert.deepEqual(await vm.dispose(), [], 'no QEMU may outlive the test');
+  });
+
+  it('probes an nfs:// disk through the options QEMU gets; qemu-img on the URL agrees', async () => {
+    assert.ok(nfs);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', nfs.path('probe.qcow2'), '24M']);
+    const info = await probeRemoteDisk(nfs.url('probe.qcow2'), 'qcow2');
+    const oracle = JSON.parse((await run('qemu-img', ['info', '--output=json', nfs.url('probe.qcow2')])).stdout) as { 'virtual-size': number; format: string };
+    assert.equal(info.virtualSize, oracle['virtual-size']);
+    assert.equal(info.format, oracle.format);
+    assert.equal(info.location.kind, 'nfs');
+    await assert.rejects(probeRemoteDisk(nfs.url('missing.qcow2'), 'qcow2'), (e: Error & { code?: string }) => e.code === REMOTE_DISK_ERROR_CODES.unreachable);
+    await run('truncate', ['-s', '1M', nfs.path('plain.raw')]);
+    await assert.rejects(probeRemoteDisk(nfs.url('plain.raw'), 'qcow2'), (e: Error & { code?: string }) => e.code === REMOTE_DISK_ERROR_CODES.formatMismatch);
+  });
+
+  it('runs a VM from nfs:// disks and a differencing child on an sshfs share, then moves them all local and drops both servers', async (t) => {
+    assert.ok(nfs && ssh);
+    // nfs: a standalone qcow2 on the export, and a template that a local child overlays.
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', nfs.path('data.qcow2'), '32M']);
+    await write(nfs.path('data.qcow2'), 'qcow2', 0x44, 0);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', nfs.path('template.qcow2'), '32M']);
+    await write(nfs.path('template.qcow2'), 'qcow2', 0x54, 0);
+    await write(nfs.path('template.qcow2'), 'qcow2', 0x55, 8 * MiB);
+    const child = join(vm.dir, 'child.qcow2');
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', nfs.url('template.qcow2'), '-F', 'qcow2', child]);
+    await write(child, 'qcow2', 0x43, MiB);
+    // sshfs: a template and its child, both on the mounted share.
+    const remote = join(ssh.dir, 'share');
+    await mkdir(remote);
+    const mnt = join(vm.dir, 'mnt');
+    await ssh.mountSshfs(remote, mnt);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(mnt, 'gold.qcow2'), '32M']);
+    await write(join(mnt, 'gold.qcow2'), 'qcow2', 0x47, 0);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(mnt, 'gold.qcow2'), '-F', 'qcow2', join(mnt, 'vm.qcow2')]);
+    await write(join(mnt, 'vm.qcow2'), 'qcow2', 0x56, 2 * MiB);
+
+    vm.config.disks.push(
+      { id: 'data', controller: 'scsi', controllerNumber: 0, location: 0, path: nfs.url('data.qcow2'), format: 'qcow2', readOnly: false },
+      { id: 'child', controller: 'scsi', controllerNumber: 0, location: 1, path: child, format: 'qcow2', readOnly: false },
+      { id: 'share', controller: 'virtio', controllerNumber: 0, location: 0, path: join(mnt, 'vm.qcow2'), format: 'qcow2', readOnly: false },
+    );
+    instance = await launchVm({ config: vm.config, paths: vm.paths, accelerator: 'tcg' });
+    const drivers = (await instance.qmp.queryNamedBlockNodes()).map((n) => n.drv);
+    assert.ok(drivers.filter((d) => d === 'nfs').length >= 2, `the data disk and the template open over nfs: ${drivers.join(' ')}`);
+    await vmRead(instance, vm.dir, 'data', 0x44, 0);
+    await vmRead(instance, vm.dir, 'child', 0x54, 0);
+
+    const local = join(vm.dir, 'local');
+    await mkdir(local);
+    const started = performance.now();
+    const result = await instance.moveStorage([
+      { disk: vm.config.disks[0]!, path: join(local, 'data.raw'), format: 'raw' },
+      { disk: vm.config.disks[1]!, path: join(local, 'child.qcow2'), format: 'qcow2' },
+      { disk: vm.config.disks[2]!, path: join(local, 'share.qcow2'), format: 'qcow2' },
+    ]);
+    t.diagnostic(`moved 3 disks (nfs, nfs-backed child, sshfs child) in ${Math.round(performance.now() - started)} ms`);
+    assert.deepEqual(result.oldPaths.sort(), [child, join(mnt, 'vm.qcow2')].sort(), 'an nfs:// source is not a local file to delete');
+
+    const after = await instance.qmp.queryNamedBlockNodes();
+    assert.ok(!after.some((n) => n.drv === 'nfs' || n.file.startsWith(mnt)), `nothing opened on the shares: ${after.map((n) => `${n.drv}:${n.file}`).join(' ')}`);
+    for (const file of ['child.qcow2', 'share.qcow2']) {
+      const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', join(local, file)])).stdout) as { 'backing-filename'?: string };
+      assert.equal(info['backing-filename'], undefined, `${file} is standalone`);
+    }
+
+    // Both servers go; the VM reads every pattern from its local files.
+    await ssh.unmount(mnt); // EBUSY if QEMU still had a file there open
+    await nfs.dispose();
+    nfs = null;
+    await vmRead(instance, vm.dir, 'data', 0x44, 0);
+    await vmRead(instance, vm.dir, 'child', 0x54, 0);
+    await vmRead(instance, vm.dir, 'child', 0x43, MiB);
+    await vmRead(instance, vm.dir, 'child', 0x55, 8 * MiB);
+    await vmRead(instance, vm.dir, 'share', 0x47, 0);
+    await vmRead(instance, vm.dir, 'share', 0x56, 2 * MiB);
+    assert.equal((await stat(join(local, 'data.raw'))).size, 32 * MiB);
+  });
+});

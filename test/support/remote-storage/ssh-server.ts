@@ -1,0 +1,117 @@
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * An OpenSSH server on 127.0.0.1 for tests (its own config, host key and one authorized client
+ * key, all in a temp folder), and sshfs mounts of it over FUSE: the "mounted share" case, a
+ * path like any other to QEMU. Needs root (sshd) and the Debian packages openssh-server, sshfs.
+ */
+export class SshServer implements AsyncDisposable {
+  readonly #mounts: string[] = [];
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly clientKey: string,
+    private readonly sshd: ChildProcess,
+  ) {}
+
+  static async start(options: { timeoutMs?: number } = {}): Promise<SshServer> {
+    const dir = await mkdtemp(join(tmpdir(), 'visor-ssh-'));
+    const hostKey = join(dir, 'host_ed25519');
+    const clientKey = join(dir, 'client_ed25519');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
+    await writeFile(join(dir, 'authorized_keys'), await readFile(`${clientKey}.pub`));
+    const port = await freePort();
+    const config = join(dir, 'sshd_config');
+    await writeFile(
+      config,
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${hostKey}`,
+        `PidFile ${join(dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'StrictModes no',
+        'UsePAM no',
+        'Subsystem sftp internal-sftp',
+        '',
+      ].join('\n'),
+    );
+    await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+    const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    sshd.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const server = new SshServer(dir, port, clientKey, sshd);
+    try {
+      const started = performance.now();
+      while (!stderr.includes('Server listening')) {
+        if (sshd.exitCode !== null) throw new Error(`sshd exited (${sshd.exitCode}): ${stderr}`);
+        if (performance.now() - started > (options.timeoutMs ?? 10_000)) throw new Error(`sshd did not start: ${stderr}`);
+        await sleep(50);
+      }
+      return server;
+    } catch (error) {
+      await server.dispose();
+      throw error;
+    }
+  }
+
+  /** Mounts `remoteDir` of this server at `mountPoint` with sshfs (as root@127.0.0.1). */
+  async mountSshfs(remoteDir: string, mountPoint: string): Promise<void> {
+    await mkdir(mountPoint, { recursive: true });
+    await run('sshfs', [
+      '-p',
+      String(this.port),
+      '-o',
+      `IdentityFile=${this.clientKey},StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,BatchMode=yes,LogLevel=ERROR`,
+      `root@127.0.0.1:${remoteDir}`,
+      mountPoint,
+    ]);
+    this.#mounts.push(mountPoint);
+  }
+
+  /** Unmounts an sshfs mount; rejects while a file on it is still open (EBUSY). */
+  async unmount(mountPoint: string): Promise<void> {
+    await run('umount', [mountPoint]);
+    this.#mounts.splice(this.#mounts.indexOf(mountPoint), 1);
+  }
+
+  async dispose(): Promise<void> {
+    for (const mount of this.#mounts.splice(0)) await run('umount', ['-l', mount]).catch(() => undefined);
+    if (this.sshd.exitCode === null && this.sshd.signalCode === null) {
+      const exited = new Promise((resolve) => this.sshd.once('exit', resolve));
+      this.sshd.kill('SIGTERM');
+      await Promise.race([exited, sleep(5_000)]);
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+/** A TCP port free on 127.0.0.1 now (the kernel's pick). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
