@@ -24,6 +24,7 @@ describe('VHDX files made by QEMU read like qemu-img convert', { skip: !QEMU && 
     ['dynamic', '1M'],
     ['dynamic', '8M'],
     ['dynamic', '32M'],
+    ['dynamic', '256M'],
     ['fixed', '1M'],
     ['fixed', '8M'],
   ];
@@ -79,6 +80,7 @@ describe('VHDX files we write pass qemu-img check and read the same through QEMU
     ['dynamic', 1 * MiB],
     ['dynamic', 8 * MiB],
     ['dynamic', 32 * MiB],
+    ['dynamic', 256 * MiB],
     ['fixed', 1 * MiB],
     ['fixed', 4 * MiB],
   ];
