@@ -51,20 +51,21 @@ time_one() { # prints seconds for one run of "$1"
   fi
 }
 
-qemu_times=(); ours_times=()
+qemu_times=(); ours_times=(); node_times=()
 for round in $(seq "$ROUNDS"); do
   if (( round % 2 )); then
     q=$(time_one "$QEMU_CMD"); o=$(time_one "$OURS_CMD")
   else
     o=$(time_one "$OURS_CMD"); q=$(time_one "$QEMU_CMD")
   fi
-  qemu_times+=("$q"); ours_times+=("$o")
-  printf 'round %d: qemu-img %.3f s, visor %.3f s\n' "$round" "$q" "$o"
+  n=$(time_one "node -e 0") # what Node.js itself costs to start, for reading the figures
+  qemu_times+=("$q"); ours_times+=("$o"); node_times+=("$n")
+  printf 'round %d: qemu-img %.3f s, visor %.3f s (node start-up %.3f s)\n' "$round" "$q" "$o" "$n"
 done
 rm -f "$OUT" "$WORK/h.json"
 
 node -e '
-const [size, q, o] = [Number(process.argv[1]), process.argv[2].split(" ").map(Number), process.argv[3].split(" ").map(Number)];
+const [size, q, o, n] = [Number(process.argv[1]), ...process.argv.slice(2, 5).map((a) => a.split(" ").map(Number))];
 const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const mib = (t) => size / t / 2 ** 20;
 const qm = median(q), om = median(o);
@@ -72,4 +73,5 @@ console.log(`image: ${(size / 2 ** 30).toFixed(1)} GiB virtual, ${q.length} alte
 console.log(`qemu-img convert -O raw: ${qm.toFixed(3)} s  ${mib(qm).toFixed(0)} MiB/s`);
 console.log(`visor convertToRaw:      ${om.toFixed(3)} s  ${mib(om).toFixed(0)} MiB/s`);
 console.log(`ratio ours/qemu-img:     ${(qm / om).toFixed(2)}x`);
-' "$SIZE" "${qemu_times[*]}" "${ours_times[*]}"
+console.log(`(Node.js start-up alone: ${median(n).toFixed(3)} s of the visor time; load average: ${require("os").loadavg()[0].toFixed(1)})`);
+' "$SIZE" "${qemu_times[*]}" "${ours_times[*]}" "${node_times[*]}"
