@@ -35,7 +35,8 @@ node "$CLI" "$IMG" "$WORK/check-ours.raw"
 cmp "$WORK/check-qemu.raw" "$WORK/check-ours.raw" || { echo "outputs differ" >&2; exit 1; }
 rm -f "$WORK/check-qemu.raw" "$WORK/check-ours.raw"
 
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$WORK/h.json" --prepare "rm -f $OUT" \
+# Each run starts from no output file and no dirty page cache left by the previous one.
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$WORK/h.json" --prepare "sh -c 'rm -f $OUT; sync'" \
   -n 'visor convertToRaw' "node $CLI $IMG $OUT" \
   -n 'qemu-img convert -f vpc -O raw' "qemu-img convert -f vpc -O raw $IMG $OUT" >&2
 rm -f "$OUT"
@@ -45,8 +46,9 @@ const size = Number(process.argv[1]);
 const [ours, qemu] = JSON.parse(require("fs").readFileSync(process.argv[2])).results;
 const mib = (t) => (size / t / 2 ** 20).toFixed(0);
 console.log(`vhd-convert: ${(size / 2 ** 30).toFixed(2)} GiB virtual dynamic VHD, ${ours.times.length} runs each, medians`);
-console.log(`  visor convertToRaw:           ${ours.median.toFixed(3)} s  ${mib(ours.median)} MiB/s`);
-console.log(`  qemu-img convert -f vpc -O raw: ${qemu.median.toFixed(3)} s  ${mib(qemu.median)} MiB/s`);
+const cpu = (r) => `(CPU user ${r.user.toFixed(3)} s + system ${r.system.toFixed(3)} s, mean)`;
+console.log(`  visor convertToRaw:             ${ours.median.toFixed(3)} s  ${mib(ours.median)} MiB/s  ${cpu(ours)}`);
+console.log(`  qemu-img convert -f vpc -O raw: ${qemu.median.toFixed(3)} s  ${mib(qemu.median)} MiB/s  ${cpu(qemu)}`);
 console.log(`  ratio (qemu-img time / visor time; >1 means visor is faster): ${(qemu.median / ours.median).toFixed(2)}`);
 ' "$SIZE" "$WORK/h.json"
 rm -f "$WORK/h.json"
