@@ -1,0 +1,7 @@
+#!/bin/bash
+# A stand-in for qemu-system-x86_64 that notes the wall-clock time of its exec (bash's
+# EPOCHREALTIME: no fork), then becomes the real QEMU. Used to time the control plane.
+if [ -n "${VISOR_EXEC_STAMP:-}" ] && [ "${1:-}" != "--version" ] && [ "${1:-}" != "-version" ]; then
+  echo "$EPOCHREALTIME" >> "$VISOR_EXEC_STAMP"
+fi
+exec /usr/bin/qemu-system-x86_64 "$@"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Start overhead: `visor vm start` until the guest's readiness line, against the very same QEMU
+# (and storage daemon) command lines started by hand, in one run. Goal: ratio <= 1.02.
+source "$(dirname "$0")/lib/instance.sh"
+start_daemon
+runs=${RUNS:-8}
+"$VISOR" vm create so --image tiny-x64 --memory 256M >/dev/null
+id=$("$VISOR" vm show so --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).config.id))')
+rundir="$VISOR_RUN/vms/$id"
+wait_serial="$(dirname "$0")/lib/wait-serial.sh"
+
+# One start through Visor to learn the exact command lines it uses.
+"$VISOR" vm start so >/dev/null
+"$wait_serial" "$rundir/serial.log" VISOR-GUEST-READY
+tr '\0' '\n' < "/proc/$(cat "$rundir/qemu.pid")/cmdline" > "$BENCH_TMP/qemu.argv"
+qsd_pid=$(cat "$rundir"/storage/*.pid 2>/dev/null | head -1)
+[ -n "$qsd_pid" ] && tr '\0' '\n' < "/proc/$qsd_pid/cmdline" > "$BENCH_TMP/qsd.argv"
+"$VISOR" vm stop so --force >/dev/null
+
+cat > "$BENCH_TMP/by-hand.sh" <<SH
+#!/usr/bin/env bash
+set -e
+mkdir -p "$rundir/storage"
+[ -f "$BENCH_TMP/qsd.argv" ] && mapfile -t qsd < "$BENCH_TMP/qsd.argv" && "\${qsd[@]}"
+mapfile -t qemu < "$BENCH_TMP/qemu.argv"
+"\${qemu[@]}"
+exec "$wait_serial" "$rundir/serial.log" VISOR-GUEST-READY
+SH
+cat > "$BENCH_TMP/stop-by-hand.sh" <<SH
+#!/usr/bin/env bash
+for f in "$rundir/qemu.pid" "$rundir"/storage/*.pid; do [ -f "\$f" ] && kill -9 "\$(cat "\$f")" 2>/dev/null; rm -f "\$f"; done
+sleep 0.3; rm -f "$rundir/serial.log"
+SH
+cat > "$BENCH_TMP/visor-start.sh" <<SH
+#!/usr/bin/env bash
+set -e
+"$VISOR" vm start so >/dev/null
+exec "$wait_serial" "$rundir/serial.log" VISOR-GUEST-READY
+SH
+chmod +x "$BENCH_TMP"/*.sh
+
+hyperfine -N --runs "$runs" --export-json "$BENCH_TMP/start.json" \
+  --prepare "sh -c '\"$VISOR\" vm stop so --force >/dev/null 2>&1; $BENCH_TMP/stop-by-hand.sh'" \
+  -n 'visor vm start' "$BENCH_TMP/visor-start.sh" \
+  -n 'same QEMU by hand' "$BENCH_TMP/by-hand.sh" >&2
+"$BENCH_TMP/stop-by-hand.sh"
+ours=$(median "$BENCH_TMP/start.json" 0); base=$(median "$BENCH_TMP/start.json" 1)
+echo "start-overhead: visor vm start → ready median $(ms "$ours") ms; same QEMU by hand $(ms "$base") ms; ratio $(ratio "$ours" "$base") (goal <= 1.02)"
