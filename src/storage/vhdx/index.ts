@@ -14,7 +14,7 @@
  *   await convertToRaw(path, rawPath, ctx);                  // sparse, progress, cancellable
  *   await flattenChain(topPath, newPath, ctx);               // chain → standalone dynamic VHDX
  *   await mergeIntoParent(childPath, ctx);                   // child's data into its parent
- *   await resizeVhdx(path, newSize, ctx);                    // grow; shrink over zeros only
+ *   await resizeVhdx(path, newSize, ctx);                    // grow (moves the BAT if needed); shrink over zeros
  *   await compactVhdx(path, ctx);                            // give back all-zero blocks
  *
  * Every failure is a VisorError whose code says what is wrong (VhdxErrorCode) and whose message

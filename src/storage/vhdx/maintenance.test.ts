@@ -49,6 +49,45 @@ describe('resizeVhdx', () => {
     });
   });
 
+  test('grows past what the BAT region holds by moving the BAT', async () => {
+    await withScratch(async (s) => {
+      const path = s.path('big.vhdx');
+      const GiB = 1024 * MiB;
+      await createVhdx(path, { type: 'dynamic', size: 100 * GiB, blockSize: 1 * MiB }); // BAT: 1 MiB region
+      let f = await VhdxFile.open(path, { readOnly: false });
+      await f.write(Buffer.alloc(8192, 0x5a), 50 * GiB);
+      await f.write(Buffer.alloc(8192, 0x5b), 100 * GiB - 8192);
+      await f.close();
+      await resizeVhdx(path, 200 * GiB, quietContext());
+      f = await VhdxFile.open(path, { readOnly: false });
+      assert.equal(f.virtualSize, 200 * GiB);
+      assert.ok(f.layout.regions.bat.length > 1 * MiB, 'the BAT region grew');
+      await f.write(Buffer.alloc(8192, 0x5c), 150 * GiB);
+      await f.close();
+      f = await VhdxFile.open(path);
+      try {
+        assert.ok((await f.read(50 * GiB, 8192)).equals(Buffer.alloc(8192, 0x5a)));
+        assert.ok((await f.read(100 * GiB - 8192, 8192)).equals(Buffer.alloc(8192, 0x5b)));
+        assert.ok((await f.read(150 * GiB, 8192)).equals(Buffer.alloc(8192, 0x5c)));
+        assert.ok((await f.read(199 * GiB, 8192)).equals(Buffer.alloc(8192)));
+      } finally {
+        await f.close();
+      }
+      if (QEMU) {
+        assert.match(await run('qemu-img', ['check', '-f', 'vhdx', path]), /No errors were found/);
+        const out = await run('qemu-io', [
+          '-f', 'vhdx', '-r',
+          '-c', `read -P 0x5a ${50 * GiB} 8k`,
+          '-c', `read -P 0x5b ${100 * GiB - 8192} 8k`,
+          '-c', `read -P 0x5c ${150 * GiB} 8k`,
+          '-c', `read -P 0 ${199 * GiB} 8k`,
+          path,
+        ]);
+        assert.doesNotMatch(out, /verification failed/i, out);
+      }
+    });
+  });
+
   test('grows a fixed disk and keeps it fully provisioned', async () => {
     await withScratch(async (s) => {
       const path = s.path('f.vhdx');

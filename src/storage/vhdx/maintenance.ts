@@ -13,7 +13,7 @@ import {
   SB_BLOCK_PRESENT,
 } from './bat.js';
 import { quote, vhdxError } from './errors.js';
-import { alignUp, ALIGNMENT, LOG_SECTOR_SIZE, MAX_VIRTUAL_DISK_SIZE, MiB, SECTOR_BITMAP_BLOCK_SIZE } from './layout.js';
+import { alignUp, ALIGNMENT, HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, MAX_VIRTUAL_DISK_SIZE, MiB, SECTOR_BITMAP_BLOCK_SIZE } from './layout.js';
 import { VIRTUAL_DISK_SIZE_GUID, parseMetadataTable } from './metadata.js';
 import { VhdxFile } from './vhdx-file.js';
 
@@ -79,8 +79,9 @@ export async function mergeIntoParent(childPath: string, ctx: OperationContext):
 }
 
 /**
- * Changes the virtual size of the disk at `path`. Growing needs room in the BAT region; shrinking
- * is allowed only over space that reads as zeros (`vhdx-shrink-over-data` otherwise).
+ * Changes the virtual size of the disk at `path`. Growing past what the BAT region holds moves
+ * the BAT to the end of the file; shrinking is allowed only over space that reads as zeros
+ * (`vhdx-shrink-over-data` otherwise).
  */
 export async function resizeVhdx(path: string, newSize: number, ctx: OperationContext): Promise<void> {
   const file = await VhdxFile.open(path, { readOnly: false });
@@ -186,10 +187,12 @@ export async function compactVhdx(path: string, ctx: OperationContext): Promise<
     }
     await file.flush();
 
-    // Used space after the metadata structures: payload blocks and sector bitmap blocks.
+    // Everything that occupies the file: the log, the regions, payload and sector bitmap blocks.
+    // Only payload blocks (those with `block`) are moved.
     const { header, regions } = file.layout;
-    const structuresEnd = Math.max(header.logOffset + header.logLength, ...regions.entries.map((r) => r.fileOffset + r.length));
     const used: { offset: number; length: number; block?: number }[] = [];
+    if (header.logLength > 0) used.push({ offset: header.logOffset, length: header.logLength });
+    for (const r of regions.entries) if (r.length > 0) used.push({ offset: r.fileOffset, length: r.length });
     for (let block = 0; block < g.dataBlockCount; block++) {
       const m = file.blockMapping(block);
       if (m.state === PAYLOAD_BLOCK_FULLY_PRESENT || m.state === PAYLOAD_BLOCK_PARTIALLY_PRESENT) used.push({ offset: m.fileOffset, length: g.blockSize, block });
@@ -202,7 +205,7 @@ export async function compactVhdx(path: string, ctx: OperationContext): Promise<
     // Move payload blocks from the end into the lowest gap that fits, while that lowers the end.
     const gaps = (): { offset: number; length: number }[] => {
       const out: { offset: number; length: number }[] = [];
-      let cursor = alignUp(structuresEnd, ALIGNMENT);
+      let cursor = HEADER_SECTION_SIZE;
       for (const u of used) {
         if (u.offset > cursor) out.push({ offset: cursor, length: u.offset - cursor });
         cursor = Math.max(cursor, u.offset + u.length);
@@ -225,7 +228,7 @@ export async function compactVhdx(path: string, ctx: OperationContext): Promise<
       used.push({ offset: gap.offset, length: last.length, block: last.block });
       used.sort((a, b) => a.offset - b.offset);
     }
-    const end = alignUp(Math.max(structuresEnd, ...used.map((u) => u.offset + u.length)), ALIGNMENT);
+    const end = alignUp(Math.max(HEADER_SECTION_SIZE, ...used.map((u) => u.offset + u.length)), ALIGNMENT);
     if (end < file.layout.fileEnd) await file.truncateFile(end);
     ctx.progress(1, 'Compacted');
     await file.close();

@@ -39,7 +39,14 @@ import {
 import { encodeLogEntry, entryLengthFor, LogOverlay, planReplay, type LogWrite } from './log.js';
 import { parseMetadataRegion, type VhdxMetadata } from './metadata.js';
 import { parentCandidates, type ParentLocator } from './parent-locator.js';
-import { parseRegionTable, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE, type RegionTable } from './region-table.js';
+import {
+  BAT_REGION_GUID,
+  encodeRegionTable,
+  parseRegionTable,
+  REGION_TABLE_OFFSETS,
+  REGION_TABLE_SIZE,
+  type RegionTable,
+} from './region-table.js';
 import { bitmapBitIndex, runLength, setBits, testBit } from './sector-bitmap.js';
 
 /** Deeper chains than this are refused: Hyper-V checkpoint trees stay far below it. */
@@ -703,33 +710,61 @@ export class VhdxFile {
 
   /**
    * Commits a new Virtual Disk Size (the metadata sector holding it, already patched) through the
-   * log and adopts the new geometry. The BAT region must already have room for the entries.
+   * log and adopts the new geometry, moving the BAT first when its region is too small.
    * @internal — for maintenance.ts, not part of the library surface.
    */
   async replaceVirtualSize(virtualDiskSize: number, metadataSector: { fileOffset: number; data: Buffer }): Promise<void> {
     await this.exclusive(async () => {
       const g = batGeometry({ ...this.meta, virtualDiskSize });
-      if (g.entryCount * BAT_ENTRY_SIZE > this.regions.bat.length) {
-        throw vhdxError(
-          'vhdx-bad-argument',
-          `A ${quote(virtualDiskSize)}-byte disk needs ${g.entryCount} BAT entries; the BAT region holds ${this.regions.bat.length / BAT_ENTRY_SIZE}. Moving the BAT is not supported yet.`,
-          { virtualDiskSize },
-          'Create a new disk of the wanted size and copy the data, or grow less.',
-        );
-      }
       await this.beginModification(true);
+      if (g.entryCount * BAT_ENTRY_SIZE > this.regions.bat.length) {
+        await this.relocateBat(alignUp(g.entryCount * BAT_ENTRY_SIZE, ALIGNMENT));
+      }
+      // New entries start NOT_PRESENT, committed before the size that makes them visible.
+      const oldBytes = this.g.entryCount * BAT_ENTRY_SIZE;
+      const needed = alignUp(g.entryCount * BAT_ENTRY_SIZE, LOG_SECTOR_SIZE);
+      if (needed > this.bat.length) {
+        const grown = Buffer.alloc(needed);
+        this.bat.copy(grown);
+        this.bat = grown;
+      }
+      if (g.entryCount * BAT_ENTRY_SIZE > oldBytes) {
+        const stale = this.bat.subarray(oldBytes, g.entryCount * BAT_ENTRY_SIZE);
+        if (stale.some((b) => b !== 0)) {
+          stale.fill(0);
+          for (let sec = Math.floor(oldBytes / LOG_SECTOR_SIZE); sec * LOG_SECTOR_SIZE < g.entryCount * BAT_ENTRY_SIZE; sec++) {
+            this.dirtyBatSectors.add(sec);
+          }
+        }
+      }
       await this.flushLocked();
       await this.commitMetadata([metadataSector]);
       this.meta = { ...this.meta, virtualDiskSize };
       this.g = g;
-      const needed = alignUp(this.g.entryCount * BAT_ENTRY_SIZE, LOG_SECTOR_SIZE);
-      if (needed > this.bat.length) {
-        const grown = Buffer.alloc(needed);
-        await this.readFileBytes(grown, this.regions.bat.fileOffset);
-        this.bat.copy(grown);
-        this.bat = grown;
-      }
     });
+  }
+
+  /**
+   * Moves the BAT to a new, larger region at the end of the file: the copy is made stable, then
+   * both region tables are switched through the log (2.2.3). The old region is left unused.
+   */
+  private async relocateBat(newLength: number): Promise<void> {
+    await this.flushLocked();
+    const newOffset = await this.allocate(newLength);
+    const content = Buffer.alloc(newLength);
+    this.bat.copy(content);
+    await writeAll(this.fh, content, newOffset);
+    await this.fh.sync();
+    const entries = this.regions.entries.map((e) => (e.guid === BAT_REGION_GUID ? { ...e, fileOffset: newOffset, length: newLength } : e));
+    const table = encodeRegionTable(entries);
+    const sectors: { fileOffset: number; data: Buffer }[] = [];
+    for (const copy of REGION_TABLE_OFFSETS) {
+      for (let at = 0; at < REGION_TABLE_SIZE; at += LOG_SECTOR_SIZE) {
+        sectors.push({ fileOffset: copy + at, data: Buffer.from(table.subarray(at, at + LOG_SECTOR_SIZE)) });
+      }
+    }
+    await this.commitMetadata(sectors);
+    this.regions = parseRegionTable(table);
   }
 
   /**
