@@ -98,6 +98,7 @@ export function parentCandidates(childDir: string, locators: readonly ParentLoca
   const posix = (p: string) => p.replace(/\\/g, '/');
   const order = ['W2ru', 'Wi2r', 'MacX', 'W2ku', 'Wi2k'];
   const sorted = [...locators].filter((l) => l.path).sort((a, b) => order.indexOf(a.platform) - order.indexOf(b.platform));
+  const names: string[] = [];
   for (const l of sorted) {
     let p = l.path!;
     if (l.platform === 'MacX') {
@@ -108,8 +109,10 @@ export function parentCandidates(childDir: string, locators: readonly ParentLoca
         continue;
       }
       out.push(isAbsolute(p) ? p : join(childDir, p));
+      names.push(p);
       continue;
     }
+    names.push(p);
     const drive = /^([A-Za-z]:)(\\.*)$/.exec(p.replace(/^\\\\\?\\/, ''));
     if (drive) {
       if (drive[1]!.toUpperCase() === LINUX_ROOT_DRIVE) out.push(posix(drive[2]!));
@@ -119,8 +122,8 @@ export function parentCandidates(childDir: string, locators: readonly ParentLoca
       out.push(join(childDir, posix(p)));
     }
   }
-  for (const p of [...sorted.map((l) => l.path!), parentName]) {
-    const base = basename(posix(p).replace(/^file:\/\//, ''));
+  for (const p of [...names, parentName]) {
+    const base = basename(posix(p));
     if (base && base !== '.' && base !== '..') out.push(join(childDir, base));
   }
   return [...new Set(out)];
