@@ -1,5 +1,4 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify';
-import websocket from '@fastify/websocket';
 import { parseOrThrow, VisorError } from '../core/index.js';
 import { ROUTES, buildOpenApiDocument, type RouteSpec } from '../api/contract/index.js';
 import type { VmService } from '../vms/index.js';
@@ -12,6 +11,7 @@ import { vmHandlers } from './routes/vms.js';
 import { jobHandlers } from './routes/jobs.js';
 import { socketHandlers } from './routes/sockets.js';
 import { registerWeb } from './web.js';
+import { createUpgradeHandler, type UpgradeHandler } from './upgrades.js';
 
 export const HANDLERS: HandlerTable = { ...hostHandlers, ...vmHandlers, ...jobHandlers, ...socketHandlers };
 
@@ -30,6 +30,8 @@ export interface AppOptions {
 export interface App {
   fastify: FastifyInstance;
   hub: EventHub;
+  /** For the servers' 'upgrade' event: the WebSocket endpoints. */
+  upgrade: UpgradeHandler;
 }
 
 /** Request bodies are small JSON; exec input is the largest (1 MiB is plenty). */
@@ -77,26 +79,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     return reply.code(404).type('application/problem+json').send(problem);
   });
 
-  await fastify.register(websocket, { options: { maxPayload: BODY_LIMIT } });
-
   for (const route of ROUTES) {
     const handler = HANDLERS[route.operationId];
     if (!handler) throw new VisorError('bug', 'route-without-handler', `Route ${route.operationId} has no handler.`);
     const url = route.path.replace(/\{(\w+)\}/g, ':$1');
     if (route.websocket) {
-      const socketHandler = handler as SocketHandler;
-      fastify.route({
-        method: 'GET',
-        url,
-        preValidation: async (request) => {
-          await socketHandler.check(parseInput(route, request), services);
-        },
-        handler: async () => {
-          throw new VisorError('invalid', 'websocket-required', `${route.path} is a WebSocket endpoint.`, {
-            hint: 'Connect with a WebSocket client (Upgrade: websocket).',
-          });
-        },
-        wsHandler: (socket, request) => socketHandler.open(socket, parseInput(route, request), services),
+      // Served by the upgrade handler; a plain GET gets told so.
+      fastify.get(url, async () => {
+        throw new VisorError('invalid', 'websocket-required', `${route.path} is a WebSocket endpoint.`, {
+          hint: 'Connect with a WebSocket client (Upgrade: websocket).',
+        });
       });
       continue;
     }
@@ -121,7 +113,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   }
 
   if (options.webDir) registerWeb(fastify, options.webDir);
-  return { fastify, hub };
+  const upgrade = createUpgradeHandler(
+    ROUTES.filter((r) => r.websocket).map((route) => ({ route, handler: HANDLERS[route.operationId] as SocketHandler })),
+    services,
+    { maxPayload: BODY_LIMIT },
+  );
+  return { fastify, hub, upgrade };
 }
 
 function parseInput(route: RouteSpec, request: FastifyRequest): Input {
@@ -137,5 +134,5 @@ function parseInput(route: RouteSpec, request: FastifyRequest): Input {
     }
     body = parseOrThrow(route.body, raw ?? {});
   }
-  return { params: params as Record<string, string>, query: query as Record<string, unknown>, body, signal: new AbortController().signal, request };
+  return { params: params as Record<string, string>, query: query as Record<string, unknown>, body, signal: new AbortController().signal };
 }

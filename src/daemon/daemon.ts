@@ -66,6 +66,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
       unixServer = createServer(handle);
       return unixServer;
     },
+  }).then((built) => {
+    unixServer!.on('upgrade', built.upgrade);
+    return built;
   });
 
   async function start(): Promise<void> {
@@ -107,8 +110,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
   function close(): Promise<void> {
     closing ??= (async () => {
-      const { fastify, hub } = await app;
+      const { fastify, hub, upgrade } = await app;
       hub.close();
+      upgrade.close();
       // We listen ourselves (two servers, one app), so we close both servers ourselves.
       const closed = [tcpServer, listening ? unixServer : undefined].map((server) =>
         server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve(),

@@ -1,4 +1,3 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { VmService } from '../vms/index.js';
 import type { JobManager } from '../jobs/index.js';
@@ -22,7 +21,6 @@ export interface Input {
   body: unknown;
   /** Aborts when the client goes away before the answer. */
   signal: AbortSignal;
-  request: FastifyRequest;
 }
 
 export interface Answer {
@@ -44,5 +42,3 @@ export interface SocketHandler {
 export type HandlerTable = Record<string, Handler | SocketHandler>;
 
 export const ok = (body: unknown): Answer => ({ status: 200, body });
-
-export type { FastifyReply };
