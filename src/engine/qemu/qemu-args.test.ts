@@ -250,3 +250,47 @@ describe('diskNodeName', () => {
     assert.match(diskNodeName('9lives'), /^disk-[0-9a-f]{16}$/);
   });
 });
+
+describe('disk locations in the argv', () => {
+  it('a disk under /dev/ opens with host_device; the caller may say which paths are devices', () => {
+    const args = build(vm({ disks: [disk('pt', { path: '/dev/disk/by-id/usb-x', format: 'raw', controller: 'scsi' })] }));
+    assert.ok(values(args, '-blockdev').includes('driver=host_device,node-name=disk-pt-file,filename=/dev/disk/by-id/usb-x'));
+    const explicit = buildQemuArgs(vm({ disks: [disk('pt', { path: '/srv/lv', format: 'raw' })] }), {
+      files,
+      accelerator: 'tcg',
+      firmware: null,
+      blockDevices: new Set(['/srv/lv']),
+    });
+    assert.ok(values(explicit, '-blockdev').includes('driver=host_device,node-name=disk-pt-file,filename=/srv/lv'));
+  });
+
+  it('network disks become protocol nodes QEMU opens itself; VHDX ones go to the storage daemon', () => {
+    const args = build(vm({ disks: [disk('n', { path: 'nfs://10.0.0.1/export/a.qcow2', controller: 'scsi' })] }));
+    assert.deepEqual(values(args, '-blockdev').slice(0, 2), [
+      'driver=nfs,node-name=disk-n-file,server.type=inet,server.host=10.0.0.1,path=/export/a.qcow2',
+      'driver=qcow2,node-name=disk-n,file=disk-n-file',
+    ]);
+    const daemon = buildStorageDaemonArgs(vm({ disks: [disk('s', { path: 'ssh://root@h/srv/a.vhdx', format: 'vhdx' })] }), files);
+    assert.ok(daemon?.includes('driver=ssh,node-name=disk-s-file,server.host=h,server.port=22,path=/srv/a.vhdx,user=root'));
+    assert.throws(() => build(vm({ disks: [disk('h', { path: 'http://h/a.qcow2' })] })), (e: unknown) => e instanceof VisorError && e.field === 'disks[0].path');
+  });
+
+  it('generation 2 gets empty PCIe root ports for hot-plug; generation 1 none', () => {
+    const gen2 = values(build(vm({ generation: 2 })), '-device').filter((d) => d.startsWith('pcie-root-port'));
+    assert.deepEqual(gen2, [
+      'pcie-root-port,id=hotplug0,bus=pcie.0,chassis=1',
+      'pcie-root-port,id=hotplug1,bus=pcie.0,chassis=2',
+      'pcie-root-port,id=hotplug2,bus=pcie.0,chassis=3',
+      'pcie-root-port,id=hotplug3,bus=pcie.0,chassis=4',
+    ]);
+    assert.deepEqual(values(build(vm()), '-device').filter((d) => d.startsWith('pcie-root-port')), []);
+  });
+
+  it('a storage daemon started on demand has no disk, only its NBD server and monitor', () => {
+    assert.equal(buildStorageDaemonArgs(vm(), files), null);
+    const args = buildStorageDaemonArgs(vm(), files, { always: true });
+    assert.ok(args);
+    assert.deepEqual(values(args, '--blockdev'), []);
+    assert.deepEqual(values(args, '--nbd-server'), ['addr.type=unix,addr.path=/run/visor/vms/x/storage/nbd.sock']);
+  });
+});
