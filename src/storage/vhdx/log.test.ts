@@ -4,11 +4,12 @@
  * open, on disk on a writable one) and, as the oracle, by `qemu-img check -r all`.
  */
 import assert from 'node:assert/strict';
-import { copyFile, readFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import type { VisorError } from '../../core/errors.js';
 import { createVhdx } from './create.js';
-import { newGuid } from './guid.js';
+import { crc32cWithZeroedField } from './crc32c.js';
+import { newGuid, writeGuid } from './guid.js';
 import { encodeLogEntry, findActiveSequence, planReplay, type ReplayBounds } from './log.js';
 import { hasTool, pattern, run, withScratch } from './test-support.js';
 import { VhdxFile } from './vhdx-file.js';
@@ -216,6 +217,59 @@ describe('recovering from a crash between the log flush and applying it', () => 
       await check(rw);
       await rw.close();
       assert.match(await run('qemu-img', ['check', '-f', 'vhdx', path]), /No errors were found/);
+    });
+  });
+
+  test('zero and data descriptors written by hand replay the same through us and QEMU', { skip: !QEMU && 'qemu-img not installed' }, async () => {
+    await withScratch(async (s) => {
+      const path = s.path('hand.vhdx');
+      await createVhdx(path, { type: 'dynamic', size: 16 * MiB, blockSize: 1 * MiB });
+      const f = await VhdxFile.open(path, { readOnly: false });
+      const data = pattern(2 * MiB, 9);
+      await f.write(data, 0);
+      const block0 = f.blockMapping(0).fileOffset;
+      const block1 = f.blockMapping(1).fileOffset;
+      await f.close();
+      // An entry that zeroes 8 KiB of block 0 and rewrites the first 4 KiB of block 1.
+      const guid = newGuid();
+      const raw = await readFile(path);
+      const fileSize = raw.length;
+      const e = encodeLogEntry({
+        sequenceNumber: 1n,
+        tail: 0,
+        logGuid: guid,
+        flushedFileOffset: fileSize,
+        lastFileOffset: fileSize,
+        sectors: [{ fileOffset: block1, data: sector(0x3c) }],
+        zeros: [{ fileOffset: block0 + 4 * KiB, length: 8 * KiB }],
+      });
+      e.copy(raw, LOG_OFFSET);
+      const current = raw.readBigUInt64LE(128 * KiB + 8) > raw.readBigUInt64LE(64 * KiB + 8) ? 128 * KiB : 64 * KiB;
+      const header = Buffer.from(raw.subarray(current, current + 4 * KiB));
+      header.writeBigUInt64LE(header.readBigUInt64LE(8) + 1n, 8);
+      writeGuid(header, 48, guid);
+      header.writeUInt32LE(crc32cWithZeroedField(header, 4), 4);
+      header.copy(raw, current === 64 * KiB ? 128 * KiB : 64 * KiB);
+      await writeFile(path, raw);
+      const expected = Buffer.alloc(16 * MiB);
+      data.copy(expected);
+      expected.fill(0, 4 * KiB, 12 * KiB);
+      expected.fill(0x3c, 1 * MiB, 1 * MiB + 4 * KiB);
+
+      const ro = await VhdxFile.open(path);
+      assert.equal(ro.info.logReplay, 'in-memory');
+      assert.ok((await ro.read(0, 16 * MiB)).equals(expected), 'in-memory replay');
+      await ro.close();
+      await copyFile(path, s.path('qemu.vhdx'));
+      await run('qemu-img', ['check', '-r', 'all', '-f', 'vhdx', s.path('qemu.vhdx')]);
+      await run('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', s.path('qemu.vhdx'), s.path('qemu.raw')]);
+      assert.ok((await readFile(s.path('qemu.raw'))).equals(expected), 'QEMU replays the hand-made entry differently');
+      const rw = await VhdxFile.open(path, { readOnly: false });
+      assert.equal(rw.info.logReplay, 'replayed');
+      await rw.close();
+      const again = await VhdxFile.open(path);
+      assert.ok((await again.read(0, 16 * MiB)).equals(expected), 'on-disk replay');
+      await again.close();
     });
   });
 });

@@ -19,6 +19,13 @@ export const DESCRIPTOR_LENGTH = 32;
 /** Bytes of a data sector's payload kept in the sector; the first 8 and last 4 live in the descriptor. */
 const DATA_SECTOR_PAYLOAD = 4084;
 const CHECKSUM_OFFSET = 4;
+/**
+ * Our bounds on what a log may ask for, beyond the spec: a zero descriptor covers at most
+ * 1 GiB (real ones zero a block or a bitmap), and LastFileOffset may exceed the file by at most
+ * 1 TiB. Anything larger is treated as damage rather than obeyed (it would take hours).
+ */
+export const MAX_ZERO_DESCRIPTOR_LENGTH = 1024 * 1024 * 1024;
+export const MAX_FILE_GROWTH_BY_REPLAY = 1024 * 1024 * 1024 * 1024;
 
 export interface LogEntryHeader {
   readonly entryLength: number;
@@ -120,7 +127,7 @@ export function readLogEntry(log: Buffer, position: number, logGuid: Guid, bound
     if (fileOffset % LOG_SECTOR_SIZE !== 0) return undefined;
     if (signature === ZERO_DESCRIPTOR_SIGNATURE) {
       const length = Number(entry.readBigUInt64LE(at + 8));
-      if (length % LOG_SECTOR_SIZE !== 0 || !inBounds(fileOffset, length)) return undefined;
+      if (length % LOG_SECTOR_SIZE !== 0 || length > MAX_ZERO_DESCRIPTOR_LENGTH || !inBounds(fileOffset, length)) return undefined;
       if (length > 0) writes.push({ kind: 'zero', fileOffset, length });
     } else if (signature === DATA_DESCRIPTOR_SIGNATURE) {
       if (dataSector >= sectors || !inBounds(fileOffset, LOG_SECTOR_SIZE)) return undefined;
@@ -210,6 +217,13 @@ export function planReplay(log: Buffer, logGuid: Guid, fileSize: number, where: 
       `The header's LogGuid is ${logGuid} but the ${quote(log.length)}-byte log holds no valid, complete sequence of entries with that GUID.`,
       { logGuid },
       'MS-VHDX 2.3.3 requires refusing such a file. If it was being written when a host crashed, a copy opened with { tolerateEmptyLog: true } shows the data as last flushed.',
+    );
+  }
+  if (probe.head.header.lastFileOffset > fileSize + MAX_FILE_GROWTH_BY_REPLAY) {
+    throw vhdxError(
+      'vhdx-log-corrupt',
+      `The log's newest entry says the file should be ${quote(probe.head.header.lastFileOffset)} bytes long, more than 1 TiB past its ${quote(fileSize)} bytes.`,
+      { lastFileOffset: probe.head.header.lastFileOffset, fileSize },
     );
   }
   const last = Math.max(fileSize, probe.head.header.lastFileOffset);

@@ -947,9 +947,16 @@ async function replayOnDisk(
   for (const w of writes) {
     if (w.kind === 'data') {
       await writeAll(fh, w.data, w.fileOffset);
+      fileSize = Math.max(fileSize, w.fileOffset + w.data.length);
     } else {
-      for (let done = 0; done < w.length; done += ZERO_CHUNK.length) {
-        await writeAll(fh, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, w.length - done)), w.fileOffset + done);
+      // Past the end of the file, extending it is zeroing it.
+      const end = Math.min(w.fileOffset + w.length, Math.max(fileSize, w.fileOffset));
+      for (let at = w.fileOffset; at < end; at += ZERO_CHUNK.length) {
+        await writeAll(fh, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, end - at)), at);
+      }
+      if (w.fileOffset + w.length > fileSize) {
+        await fh.truncate(w.fileOffset + w.length);
+        fileSize = w.fileOffset + w.length;
       }
     }
   }
