@@ -113,6 +113,7 @@ export async function convertToRaw(src: string | VhdFile, dst: string, ctx: Oper
       await out.truncate(size);
       const queue = pieces(file);
       let lastReport = 0;
+      let reached = 0;
       ctx.progress(0, 'Converting to raw');
       const worker = async () => {
         const buf = Buffer.allocUnsafe(CHUNK);
@@ -133,10 +134,12 @@ export async function convertToRaw(src: string | VhdFile, dst: string, ctx: Oper
             await file.readInto(view, piece.position);
             await forNonZeroRuns(view, (from, to) => writeAll(out, view.subarray(from, to), piece.position + from));
           }
+          // Workers finish out of order: report the furthest point reached, never going back.
+          reached = Math.max(reached, piece.position + piece.length);
           const now = Date.now();
           if (now - lastReport > PROGRESS_INTERVAL_MS) {
             lastReport = now;
-            ctx.progress(Math.min(1, piece.position / size), 'Converting to raw');
+            ctx.progress(Math.min(1, reached / size), 'Converting to raw');
           }
         }
       };

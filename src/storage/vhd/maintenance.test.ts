@@ -17,23 +17,25 @@ async function readAll(path: string): Promise<Buffer> {
   }
 }
 
-test('convert to raw: QEMU-written dynamic VHD, sparse output, progress to 1', async () => {
-  await withScratch(async (s) => {
-    const path = s.path('q.vhd');
-    await run('qemu-img', ['create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic,force_size=on', path, '24M']);
-    await run('qemu-io', ['-f', 'vpc', '-c', 'write -P 0xab 1M 3M', '-c', 'write -P 0xcd 13M 1M', '-c', 'write -z 2M 64k', path]);
-    const progress: number[] = [];
-    const ctx: OperationContext = { signal: new AbortController().signal, progress: (f) => progress.push(f) };
-    const raw = s.path('out.raw');
-    await convertToRaw(path, raw, ctx);
-    assert.equal(firstDifference(await readFile(raw), await qemuRaw(path, s)), undefined);
-    assert.equal(progress.at(-1), 1);
-    assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]!), 'progress never goes back');
-    const st = await stat(raw);
-    assert.equal(st.size, 24 * MiB);
-    assert.ok(st.blocks * 512 < 8 * MiB, `sparse output: ${st.blocks * 512} bytes allocated`);
+for (const subformat of ['dynamic', 'fixed'] as const) {
+  test(`convert to raw: QEMU-written ${subformat} VHD, sparse output, progress to 1`, async () => {
+    await withScratch(async (s) => {
+      const path = s.path('q.vhd');
+      await run('qemu-img', ['create', '-q', '-f', 'vpc', '-o', `subformat=${subformat},force_size=on`, path, '24M']);
+      await run('qemu-io', ['-f', 'vpc', '-c', 'write -P 0xab 1M 3M', '-c', 'write -P 0xcd 13M 1M', '-c', 'write -z 2M 64k', path]);
+      const progress: number[] = [];
+      const ctx: OperationContext = { signal: new AbortController().signal, progress: (f) => progress.push(f) };
+      const raw = s.path('out.raw');
+      await convertToRaw(path, raw, ctx);
+      assert.equal(firstDifference(await readFile(raw), await qemuRaw(path, s)), undefined);
+      assert.equal(progress.at(-1), 1);
+      assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]!), 'progress never goes back');
+      const st = await stat(raw);
+      assert.equal(st.size, 24 * MiB);
+      assert.ok(st.blocks * 512 < 8 * MiB, `sparse output: ${st.blocks * 512} bytes allocated`);
+    });
   });
-});
+}
 
 test('convert to raw honours cancellation and removes the partial output', async () => {
   await withScratch(async (s) => {
