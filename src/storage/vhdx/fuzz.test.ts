@@ -17,7 +17,7 @@ import { VhdxFile } from './vhdx-file.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const BUDGET_MS = Number(process.env['VHDX_FUZZ_MS'] ?? 10_000);
+const BUDGET_MS = Number(process.env['VHDX_FUZZ_MS'] ?? 8_000);
 const PER_CASE_LIMIT_MS = 5_000;
 const SEED = Number(process.env['VHDX_FUZZ_SEED'] ?? 20260324);
 

@@ -355,7 +355,8 @@ export class VhdxFile {
   blockMayHoldData(block: number): boolean {
     const { state } = this.blockMapping(block);
     if (state === PAYLOAD_BLOCK_FULLY_PRESENT || state === PAYLOAD_BLOCK_PARTIALLY_PRESENT) return true;
-    if (state !== PAYLOAD_BLOCK_NOT_PRESENT || !this.meta.hasParent || !this.parent) return false;
+    if (state !== PAYLOAD_BLOCK_NOT_PRESENT || !this.meta.hasParent) return false;
+    if (!this.parent) return true; // unknown without the parent: reading it will say so
     const pos = block * this.g.blockSize;
     if (pos >= this.parent.virtualSize) return false;
     return this.parent.blockMayHoldDataAt(pos, Math.min(this.g.blockSize, this.parent.virtualSize - pos));
