@@ -46,6 +46,10 @@ test('convert to raw honours cancellation and removes the partial output', async
     const raw = s.path('out.raw');
     await assert.rejects(convertToRaw(path, raw, { signal: ac.signal, progress: () => undefined }), (e: unknown) => e instanceof VisorError && e.kind === 'cancelled');
     await assert.rejects(stat(raw));
+    // And the other way: a cancelled raw → VHD leaves no file behind.
+    await writeFile(s.path('in.raw'), pattern(4 * MiB, 1));
+    await assert.rejects(convertFromRaw(s.path('in.raw'), s.path('x.vhd'), { signal: ac.signal, progress: () => undefined }), (e: unknown) => e instanceof VisorError && e.kind === 'cancelled');
+    await assert.rejects(stat(s.path('x.vhd')));
   });
 });
 
