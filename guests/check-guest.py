@@ -88,6 +88,7 @@ try:
     qf = connect(f'{d}/qga.sock')
     print('   guest-ping', call(qf, {"execute": "guest-ping"}), f'{time.time()-t1:.2f}s')
     st = sh(qf, '/bin/uname', ['-m'])
+    print('   guest-get-osinfo', call(qf, {"execute": "guest-get-osinfo"})['return'].get('pretty-name'))
     print('   guest-exec uname -m ->', base64.b64decode(st.get('out-data', '')).decode().strip(), 'exitcode', st['exitcode'])
     c1 = base64.b64decode(sh(qf, '/bin/cat', ['/run/counter'])['out-data']).decode().strip(); time.sleep(1)
     c2 = base64.b64decode(sh(qf, '/bin/cat', ['/run/counter'])['out-data']).decode().strip()

@@ -131,7 +131,7 @@ resolve() {
       $(for l in $libs; do printf '%s%s ' "$l" "$ARCH_SUFFIX"; done) | pick_versions >"$tmp.v"
   meta=linux-image-$KFLAVOUR
   metaver=$(awk -v p="$meta" '$1 == p { print $2 }' "$tmp.v")
-  [ -n "$metaver" ] || die "no bookworm version of $meta$ARCH_SUFFIX in apt's indexes (apt-get update?)"
+  [ -n "$metaver" ] || die "no bookworm version of $meta$ARCH_SUFFIX in apt's indexes (for i386: dpkg --add-architecture i386; then apt-get update)"
   kpkg=$(apt-cache show "$meta$ARCH_SUFFIX=$metaver" | sed -n 's/^Depends: \(linux-image-[0-9][^ ,:]*\).*/\1/p' | head -1)
   [ -n "$kpkg" ] || die "cannot find the kernel package behind $meta $metaver"
   # --print-uris: 'URI' file size SHA256:hash — exact versions, nothing downloaded yet
@@ -221,7 +221,8 @@ build_image() {
   tmp=$(mktemp -d "$BUILD/tmp.$img.XXXXXX")
   TMPDIRS+=("$tmp")
   local R=$tmp/initramfs
-  mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,run,tmp,root,data,lib/modules}
+  mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,run,tmp,root,data,lib/modules,var}
+  ln -s ../run "$R/var/run"; ln -s ../tmp "$R/var/tmp"; ln -s ../run "$R/var/log"
   declare -A used=()
   local kdeb kdir kver bbdir qgadir
   kdeb=$(awk '$1 ~ /^linux-image-/ {print $4}' "$list")
