@@ -101,8 +101,8 @@ async function main(): Promise<void> {
     const cpTimes: number[] = [];
     const moveTimes: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      const current = config.disks[1]!.path;
       const timeCp = async (): Promise<void> => {
+        const current = config.disks[1]!.path;
         await dropCaches();
         const copy = join(work, 'cp.raw');
         const t0 = performance.now();

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { diskServing, launchVm } from '../../src/engine/qemu/index.js';
 import type { QemuInstance } from '../../src/engine/qemu/index.js';
 import { REMOTE_DISK_ERROR_CODES, probeRemoteDisk } from '../../src/storage/remote-disk.js';
+import { IscsiTarget } from '../support/remote-storage/iscsi-target.js';
 import { NfsServer } from '../support/remote-storage/nfs-server.js';
 import { SshServer } from '../support/remote-storage/ssh-server.js';
 import { TestVm } from './vm-fixture.js';
@@ -21,6 +22,7 @@ const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const have = async (bin: string): Promise<boolean> => run('sh', ['-c', `command -v ${bin}`]).then(() => true, () => false);
 const haveServers = isRoot && (await have('ganesha.nfsd')) && (await have('rpcbind')) && (await have('sshfs')) && (await have('/usr/sbin/sshd'));
+const haveTgt = isRoot && (await have('tgtd'));
 
 const MiB = 1024 * 1024;
 
@@ -144,5 +146,32 @@ describe('remote disks', { skip: haveServers ? false : 'needs root, nfs-ganesha,
     await vmRead(instance, vm.dir, 'share', 0x47, 0);
     await vmRead(instance, vm.dir, 'share', 0x56, 2 * MiB);
     assert.equal((await stat(join(local, 'data.raw'))).size, 32 * MiB);
+  });
+
+  it('runs a VM from an iSCSI LUN (tgt) and moves it local', { skip: haveTgt ? false : 'needs tgt' }, async () => {
+    const lun = join(vm.dir, 'lun1.raw');
+    await run('truncate', ['-s', '16M', lun]);
+    await write(lun, 'raw', 0x69, 4 * MiB);
+    const target = await IscsiTarget.start([lun]);
+    let vm2: TestVm | null = null;
+    let second: QemuInstance | null = null;
+    try {
+      const info = await probeRemoteDisk(target.url(1), 'raw');
+      assert.equal(info.virtualSize, 16 * MiB);
+      await assert.rejects(probeRemoteDisk(`iscsi://${target.address}/${IscsiTarget.IQN}/7`, 'raw'), (e: Error & { code?: string }) => e.code === REMOTE_DISK_ERROR_CODES.unreachable);
+      vm2 = await TestVm.create({ generation: 1, disks: [] });
+      vm2.config.disks.push({ id: 'lun', controller: 'scsi', controllerNumber: 0, location: 0, path: target.url(1), format: 'raw', readOnly: false });
+      second = await launchVm({ config: vm2.config, paths: vm2.paths, accelerator: 'tcg' });
+      assert.ok((await second.qmp.queryNamedBlockNodes()).some((n) => n.drv === 'iscsi'));
+      await vmRead(second, vm2.dir, 'lun', 0x69, 4 * MiB);
+      const result = await second.moveStorage([{ disk: vm2.config.disks[0]!, path: join(vm2.dir, 'lun.qcow2'), format: 'qcow2' }]);
+      assert.deepEqual(result.oldPaths, []);
+      await target.dispose();
+      await vmRead(second, vm2.dir, 'lun', 0x69, 4 * MiB);
+    } finally {
+      await second?.quit().catch(() => undefined);
+      await target.dispose();
+      if (vm2) assert.deepEqual(await vm2.dispose(), []);
+    }
   });
 });

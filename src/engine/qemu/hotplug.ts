@@ -151,19 +151,14 @@ async function peripheralIds(qmp: QmpClient, options: WaitOptions): Promise<Set<
   return new Set(list.filter((p) => p.type.startsWith('child<')).map((p) => p.name));
 }
 
-interface PciDevice {
-  qdev_id: string;
-  pci_bridge?: { devices?: PciDevice[] };
-}
-
 /** The first of generation 2's PCIe root ports (qemu-args.ts) with nothing plugged in. */
 async function freeHotplugPort(qmp: QmpClient, options: WaitOptions): Promise<string> {
-  const buses = await qmp.execute<Array<{ devices: PciDevice[] }>>('query-pci', undefined, options);
-  const ports = new Map<string, PciDevice>();
-  for (const bus of buses) for (const dev of bus.devices) ports.set(dev.qdev_id, dev);
+  // A port's bus is /machine/peripheral/<id>/<id>; a plugged device shows as a child[N] link.
+  // (query-pci does not list a device under a port the guest has not enumerated.)
   for (let i = 0; i < PCIE_HOTPLUG_PORTS; i++) {
-    const port = ports.get(hotplugPortId(i));
-    if (port && (port.pci_bridge?.devices?.length ?? 0) === 0) return hotplugPortId(i);
+    const id = hotplugPortId(i);
+    const props = await qmp.execute<Array<{ name: string }>>('qom-list', { path: `/machine/peripheral/${id}/${id}` }, options).catch(() => null);
+    if (props && !props.some((p) => p.name.startsWith('child['))) return id;
   }
   throw new VisorError('conflict', BLOCK_ERROR_CODES.noHotplugPort, `All ${PCIE_HOTPLUG_PORTS} PCIe hot-plug ports of the VM are in use.`, {
     hint: 'Attach the disk to an existing SCSI controller, or turn the VM off to add it.',
