@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseOrThrow, VisorError } from '../core/index.js';
 import { ROUTES, buildOpenApiDocument, type RouteSpec } from '../api/contract/index.js';
 import type { VmService } from '../vms/index.js';
@@ -6,11 +6,12 @@ import type { JobManager } from '../jobs/index.js';
 import { EventHub } from './event-hub.js';
 import type { Answer, Handler, HandlerTable, Input, Services, SocketHandler } from './handler.js';
 import { toProblem, toVisorError } from './problem.js';
+import { readJsonBody } from './request-body.js';
 import { hostHandlers } from './routes/host.js';
 import { vmHandlers } from './routes/vms.js';
 import { jobHandlers } from './routes/jobs.js';
 import { socketHandlers } from './routes/sockets.js';
-import { registerWeb } from './web.js';
+import { serveWebFile } from './web.js';
 import { createUpgradeHandler, type UpgradeHandler } from './upgrades.js';
 
 export const HANDLERS: HandlerTable = { ...hostHandlers, ...vmHandlers, ...jobHandlers, ...socketHandlers };
@@ -24,27 +25,34 @@ export interface AppOptions {
   webDir?: string | null;
   /** One line per request on stderr. */
   debug?: boolean;
-  serverFactory?: FastifyServerFactory;
 }
 
 export interface App {
-  fastify: FastifyInstance;
-  hub: EventHub;
-  /** For the servers' 'upgrade' event: the WebSocket endpoints. */
+  /** The servers' request listener. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The servers' 'upgrade' listener: the WebSocket endpoints. */
   upgrade: UpgradeHandler;
+  hub: EventHub;
+  /** Detaches from the services and drops WebSocket clients. */
+  close(): void;
 }
 
 /** Request bodies are small JSON; exec input is the largest (1 MiB is plenty). */
-const BODY_LIMIT = 1024 * 1024;
+export const BODY_LIMIT = 1024 * 1024;
 
-/** The HTTP application: routes from the contract's route table, problems for every error. */
-export async function buildApp(options: AppOptions): Promise<App> {
-  const fastify = Fastify({
-    logger: false,
-    bodyLimit: BODY_LIMIT,
-    forceCloseConnections: true,
-    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
-  });
+interface CompiledRoute {
+  route: RouteSpec;
+  pattern: RegExp;
+  names: string[];
+  handler: Handler | SocketHandler;
+}
+
+/**
+ * The HTTP application on node:http: routes from the contract's route table, parsed with its
+ * schemas, and a problem for every error. (Not Fastify: with the VM service loaded it cost the
+ * daemon ~5 MiB of its 60 MiB budget; the route table already does what we used it for.)
+ */
+export function buildApp(options: AppOptions): App {
   const hub = new EventHub(options.vmService, options.jobs);
   let openApi: Record<string, unknown> | undefined;
   const services: Services = {
@@ -56,83 +64,127 @@ export async function buildApp(options: AppOptions): Promise<App> {
     startedAt: new Date(),
     openApi: () => (openApi ??= buildOpenApiDocument(options.version)),
   };
-
-  if (options.debug) {
-    fastify.addHook('onResponse', async (request, reply) => {
-      process.stderr.write(
-        `${new Date().toISOString()} debug ${request.method} ${request.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms\n`,
-      );
-    });
-  }
-  fastify.setErrorHandler(async (error, request, reply) => {
-    const problem = toProblem(error, request.url);
-    if (problem.status >= 500 && options.debug) process.stderr.write(`error ${request.method} ${request.url}: ${String(toVisorError(error).stack)}\n`);
-    return reply.code(problem.status).type('application/problem+json').send(problem);
-  });
-  fastify.setNotFoundHandler(async (request, reply) => {
-    const problem = toProblem(
-      new VisorError('not-found', 'route-not-found', `No route ${request.method} ${request.url.split('?')[0]}.`, {
-        hint: 'The API is described at /v1/openapi.json.',
-      }),
-      request.url,
-    );
-    return reply.code(404).type('application/problem+json').send(problem);
-  });
-
-  for (const route of ROUTES) {
+  const routes: CompiledRoute[] = ROUTES.map((route) => {
     const handler = HANDLERS[route.operationId];
     if (!handler) throw new VisorError('bug', 'route-without-handler', `Route ${route.operationId} has no handler.`);
-    const url = route.path.replace(/\{(\w+)\}/g, ':$1');
-    if (route.websocket) {
-      // Served by the upgrade handler; a plain GET gets told so.
-      fastify.get(url, async () => {
-        throw new VisorError('invalid', 'websocket-required', `${route.path} is a WebSocket endpoint.`, {
-          hint: 'Connect with a WebSocket client (Upgrade: websocket).',
-        });
-      });
-      continue;
-    }
-    fastify.route({
-      method: route.method,
-      url,
-      handler: async (request, reply) => {
-        const input = parseInput(route, request);
-        const closed = new AbortController();
-        reply.raw.once('close', () => {
-          if (!reply.raw.writableFinished) closed.abort();
-        });
-        input.signal = closed.signal;
-        const answer: Answer = await (handler as Handler)(input, services);
-        reply.code(answer.status);
-        for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value);
-        if (answer.status === 204 || answer.body === undefined) return reply.send();
-        if (answer.contentType) return reply.type(answer.contentType).send(answer.body);
-        return reply.type('application/json').send(JSON.stringify(answer.body));
-      },
+    const names: string[] = [];
+    const source = route.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
+      names.push(name);
+      return '([^/]+)';
     });
+    return { route, handler, names, pattern: new RegExp(`^${source}$`) };
+  });
+
+  async function dispatch(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (options.webDir && method === 'GET' && (url.pathname === '/' || url.pathname.startsWith('/web/'))) {
+      const file = await serveWebFile(options.webDir, url.pathname === '/' ? 'index.html' : url.pathname.slice('/web/'.length));
+      res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache' });
+      res.end(file.body);
+      return;
+    }
+    let found: { compiled: CompiledRoute; match: RegExpExecArray } | undefined;
+    for (const compiled of routes) {
+      if (compiled.route.method !== method) continue;
+      const match = compiled.pattern.exec(url.pathname);
+      if (match) {
+        found = { compiled, match };
+        break;
+      }
+    }
+    if (!found) {
+      throw new VisorError('not-found', 'route-not-found', `No route ${method} ${url.pathname}.`, {
+        hint: 'The API is described at /v1/openapi.json.',
+      });
+    }
+    const { route, handler, names } = found.compiled;
+    if (route.websocket) {
+      throw new VisorError('invalid', 'websocket-required', `${route.path} is a WebSocket endpoint.`, {
+        hint: 'Connect with a WebSocket client (Upgrade: websocket).',
+      });
+    }
+    const rawParams: Record<string, string> = {};
+    names.forEach((name, i) => {
+      rawParams[name] = decodeURIComponent(found.match[i + 1]!);
+    });
+    const body = route.body ? await readJsonBody(req, BODY_LIMIT) : undefined;
+    const input = parseInput(route, rawParams, Object.fromEntries(url.searchParams), body);
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    input.signal = gone.signal;
+    const answer: Answer = await (handler as Handler)(input, services);
+    const headers: Record<string, string | number> = { ...answer.headers };
+    if (answer.status === 204 || answer.body === undefined) {
+      res.writeHead(answer.status, headers);
+      res.end();
+      return;
+    }
+    const payload = answer.contentType ? (answer.body as Buffer) : Buffer.from(JSON.stringify(answer.body));
+    headers['content-type'] = answer.contentType ?? 'application/json; charset=utf-8';
+    headers['content-length'] = payload.length;
+    res.writeHead(answer.status, headers);
+    res.end(payload);
   }
 
-  if (options.webDir) registerWeb(fastify, options.webDir);
+  function fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    const problem = toProblem(error, req.url);
+    if (problem.status >= 500 && options.debug) process.stderr.write(`error ${req.method} ${req.url}: ${String(toVisorError(error).stack)}\n`);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = Buffer.from(JSON.stringify(problem));
+    res.writeHead(problem.status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': body.length });
+    res.end(body);
+  }
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    if (options.debug) {
+      res.once('finish', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        process.stderr.write(`${new Date().toISOString()} debug ${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(1)}ms\n`);
+      });
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://visor');
+    } catch (error) {
+      fail(req, res, new VisorError('invalid', 'invalid-url', `The request URL is not valid: ${String(req.url)}.`, { cause: error }));
+      return;
+    }
+    dispatch(req, res, url).catch((error: unknown) => fail(req, res, error));
+  };
+
   const upgrade = createUpgradeHandler(
     ROUTES.filter((r) => r.websocket).map((route) => ({ route, handler: HANDLERS[route.operationId] as SocketHandler })),
     services,
     { maxPayload: BODY_LIMIT },
   );
-  return { fastify, hub, upgrade };
+  return {
+    handle,
+    upgrade,
+    hub,
+    close: () => {
+      hub.close();
+      upgrade.close();
+    },
+  };
 }
 
-function parseInput(route: RouteSpec, request: FastifyRequest): Input {
-  const params = route.params ? parseOrThrow(route.params, request.params) : {};
-  const query = route.query ? parseOrThrow(route.query, request.query ?? {}) : {};
+function parseInput(route: RouteSpec, rawParams: Record<string, string>, rawQuery: Record<string, string>, rawBody: unknown): Input {
+  const params = route.params ? parseOrThrow(route.params, rawParams) : {};
+  const query = route.query ? parseOrThrow(route.query, rawQuery) : {};
   let body: unknown;
   if (route.body) {
-    const raw = request.body;
-    if ((raw === undefined || raw === null) && !route.bodyOptional) {
+    if (rawBody === undefined && !route.bodyOptional) {
       throw new VisorError('invalid', 'body-required', `${route.method} ${route.path} needs a JSON body.`, {
         hint: 'Send Content-Type: application/json with the request object; see /v1/openapi.json.',
       });
     }
-    body = parseOrThrow(route.body, raw ?? {});
+    body = parseOrThrow(route.body, rawBody ?? {});
   }
   return { params: params as Record<string, string>, query: query as Record<string, unknown>, body, signal: new AbortController().signal };
 }

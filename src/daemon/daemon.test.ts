@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { MiB, VisorError } from '../core/index.js';
 import type { ImageInfo, VmView } from '../core/index.js';
 import { createVmService, type VmService } from '../vms/index.js';
@@ -80,10 +80,44 @@ let service: VmService;
 let jobs: JobManager;
 let daemon: Daemon;
 
-async function inject(options: InjectOptions): Promise<LightMyRequestResponse> {
-  const { fastify } = await daemon.app;
-  const response = await fastify.inject(options);
-  checkContract(options.method ?? 'GET', String(options.url), response.statusCode, String(response.headers['content-type'] ?? ''), response.body);
+interface InjectOptions {
+  method?: string;
+  url: string;
+  payload?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface Reply {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  rawPayload: Buffer;
+  json(): unknown;
+}
+
+/** One request over the daemon's unix socket, its answer held to the contract. */
+async function inject(options: InjectOptions): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  let payload: Buffer | undefined;
+  if (typeof options.payload === 'string') payload = Buffer.from(options.payload);
+  else if (options.payload !== undefined) {
+    payload = Buffer.from(JSON.stringify(options.payload));
+    headers['content-type'] ??= 'application/json';
+  }
+  const response = await new Promise<Reply>((resolve, reject) => {
+    const req = httpRequest({ socketPath: daemon.socketPath, method: options.method ?? 'GET', path: options.url, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const rawPayload = Buffer.concat(chunks);
+        const body = rawPayload.toString('utf8');
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body, rawPayload, json: () => JSON.parse(body) as unknown });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+  checkContract(options.method ?? 'GET', options.url, response.statusCode, String(response.headers['content-type'] ?? ''), response.body);
   return response;
 }
 
@@ -98,7 +132,7 @@ before(async () => {
   run = join(root, 'run');
   service = await createVmService({ home, run, imageFolders: [GUESTS] });
   jobs = new JobManager({ dir: join(home, 'jobs') });
-  daemon = createDaemon({ home, run, vmService: service, jobs, hostInfo: () => ({ accelerator: 'tcg', logicalCpus: 4 }), listen: '127.0.0.1:0', version: '9.9.9' });
+  daemon = createDaemon({ home, run, vmService: service, jobs, hostInfo: () => ({ accelerator: 'tcg', logicalCpus: 4 }), listen: '127.0.0.1:0', version: '9.9.9', webDir: fileURLToPath(new URL('../../../web', import.meta.url)) });
   await daemon.start();
 });
 
@@ -186,6 +220,10 @@ test('TCP needs the bearer token; the token file is private', async () => {
   assert.equal((await fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${token}x` } })).status, 401);
   const client = new VisorClient({ url, token });
   assert.ok(Array.isArray(await client.listVms()));
+  const page = await fetch(`${url}/`);
+  assert.equal(page.status, 200, 'the web page needs no token: it holds no data');
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.equal((await fetch(`${url}/web/..%2Fpackage.json`)).status, 404);
   await assert.rejects(new VisorClient({ url }).subscribe(() => undefined), (e: unknown) => e instanceof VisorError && e.code === 'unauthorized');
   const events = await client.subscribe(() => undefined);
   events.close();

@@ -36,24 +36,15 @@ export interface Daemon {
   /** Where it listens once started. */
   readonly socketPath: string;
   readonly tcpAddress: { host: string; port: number } | null;
-  /** For tests (fastify.inject) and the composition root. */
-  readonly app: Promise<App>;
+  /** The HTTP application (its request and upgrade listeners). */
+  readonly app: App;
 }
-
-type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Paths the TCP listener serves without a token: the web page, which holds no data. */
 const PUBLIC_PATHS = /^\/(?:$|web\/[^/]+$|\?)/;
 
 export function createDaemon(options: DaemonOptions): Daemon {
   const socketPath = join(options.run, 'visord.sock');
-  let unixServer: Server | undefined;
-  let handle: RequestHandler | undefined;
-  let tcpServer: Server | undefined;
-  let tcpAddress: { host: string; port: number } | null = null;
-  let closing: Promise<void> | undefined;
-  let listening = false;
-
   const app = buildApp({
     vmService: options.vmService,
     jobs: options.jobs,
@@ -61,20 +52,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
     version: options.version ?? '0.0.0',
     webDir: options.webDir ?? null,
     debug: options.debug ?? false,
-    serverFactory: (handler) => {
-      handle = handler as RequestHandler;
-      unixServer = createServer(handle);
-      return unixServer;
-    },
-  }).then((built) => {
-    unixServer!.on('upgrade', built.upgrade);
-    return built;
   });
+  const unixServer = createServer(app.handle);
+  unixServer.on('upgrade', app.upgrade);
+  let tcpServer: Server | undefined;
+  let tcpAddress: { host: string; port: number } | null = null;
+  let closing: Promise<void> | undefined;
+  let listening = false;
 
   async function start(): Promise<void> {
-    const { fastify } = await app;
     await mkdir(options.run, { recursive: true, mode: 0o700 });
-    await fastify.ready();
     // Claim first: a second daemon must refuse before it touches jobs or VMs.
     const release = await claimSocket(socketPath);
     try {
@@ -82,7 +69,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await options.vmService.recover();
       const umask = process.umask(0o177);
       try {
-        await listen(unixServer!, { path: socketPath });
+        await listen(unixServer, { path: socketPath });
       } finally {
         process.umask(umask);
       }
@@ -95,11 +82,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const { host, port } = parseListen(options.listen);
       const token = await ensureApiToken(join(options.home, 'api-token'));
       tcpServer = createServer((req, res) => {
-        if (PUBLIC_PATHS.test(req.url ?? '') || hasToken(req.headers, token)) handle!(req, res);
+        if (PUBLIC_PATHS.test(req.url ?? '') || hasToken(req.headers, token)) app.handle(req, res);
         else deny(res);
       });
       tcpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        if (hasToken(req.headers, token)) unixServer!.emit('upgrade', req, socket, head);
+        if (hasToken(req.headers, token)) app.upgrade(req, socket, head);
         else denyUpgrade(socket);
       });
       await listen(tcpServer, { host, port });
@@ -110,16 +97,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
   function close(): Promise<void> {
     closing ??= (async () => {
-      const { fastify, hub, upgrade } = await app;
-      hub.close();
-      upgrade.close();
-      // We listen ourselves (two servers, one app), so we close both servers ourselves.
-      const closed = [tcpServer, listening ? unixServer : undefined].map((server) =>
-        server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve(),
-      );
-      tcpServer?.closeAllConnections();
-      unixServer?.closeAllConnections();
-      await fastify.close();
+      app.close();
+      const servers = [tcpServer, listening ? unixServer : undefined].filter((s): s is Server => s !== undefined);
+      const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+      for (const server of servers) server.closeAllConnections();
       await Promise.all(closed);
       if (listening) await rm(socketPath, { force: true });
       await options.jobs.close();

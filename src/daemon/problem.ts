@@ -22,7 +22,7 @@ const TITLE_OF_KIND: Record<ErrorKind, string> = {
   bug: 'Internal error',
 };
 
-/** Fastify's own errors (bad JSON, body too large, wrong content type) carry a 4xx statusCode. */
+/** Errors of node's HTTP layer that carry a 4xx statusCode. */
 interface FrameworkError {
   statusCode?: number;
   code?: string;

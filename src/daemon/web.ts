@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { VisorError } from '../core/index.js';
 
 const TYPES: Record<string, string> = {
@@ -15,25 +14,16 @@ const TYPES: Record<string, string> = {
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /**
- * Serves the web Manager: `/` is web/index.html, `/web/NAME` the files beside it (one level, no
- * paths). The page holds no data: it calls the API with the bearer token the user gives it.
+ * A file of the web Manager: `/` is web/index.html, `/web/NAME` the files beside it (one level,
+ * plain names only, so no path leaves the folder). The page holds no data: it calls the API with
+ * the bearer token the user gives it.
  */
-export function registerWeb(fastify: FastifyInstance, dir: string): void {
-  const serve = async (name: string): Promise<{ body: Buffer; type: string }> => {
-    const type = TYPES[extname(name)];
-    if (!FILE_NAME.test(name) || !type) throw new VisorError('not-found', 'file-not-found', `No file /web/${name}.`);
-    try {
-      return { body: await readFile(join(dir, name)), type };
-    } catch {
-      throw new VisorError('not-found', 'file-not-found', `No file /web/${name}.`);
-    }
-  };
-  fastify.get('/', async (_request, reply) => {
-    const file = await serve('index.html');
-    return reply.type(file.type).header('cache-control', 'no-cache').send(file.body);
-  });
-  fastify.get<{ Params: { name: string } }>('/web/:name', async (request, reply) => {
-    const file = await serve(request.params.name);
-    return reply.type(file.type).header('cache-control', 'no-cache').send(file.body);
-  });
+export async function serveWebFile(dir: string, name: string): Promise<{ body: Buffer; type: string }> {
+  const type = TYPES[extname(name)];
+  if (!FILE_NAME.test(name) || !type) throw new VisorError('not-found', 'file-not-found', `No file /web/${name}.`);
+  try {
+    return { body: await readFile(join(dir, name)), type };
+  } catch {
+    throw new VisorError('not-found', 'file-not-found', `No file /web/${name}.`);
+  }
 }
