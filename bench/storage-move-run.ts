@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     const busyTarget = join(work, 'busy.raw');
     const beforeBusy = config.disks[1]!.path;
     u0 = await uptime();
-    let started = performance.now();
+    const started = performance.now();
     await instance.moveStorage([{ disk: config.disks[1]!, path: busyTarget, format: 'raw' }]);
     await run('sync', [busyTarget]);
     const busyMs = performance.now() - started;
