@@ -474,25 +474,25 @@ export class VhdFile {
 
   // ---- maintenance (compact, resize, merge): not part of the index.ts surface ---------------
 
-  /** Runs `fn` with the file's write lock held. */
+  /** Runs `fn` with the file's write lock held. @internal */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lock.then(fn, fn);
     this.lock = run.catch(() => undefined);
     return run;
   }
 
-  /** The on-disk layout facts maintenance needs. Call under `exclusive`. */
+  /** The on-disk layout facts maintenance needs. Call under `exclusive`. @internal */
   get layout(): { nextFree: number; header: DynamicHeader | undefined; headerOffset: number | undefined; footer: VhdFooter } {
     return { nextFree: this.nextFree, header: this.dyn?.header, headerOffset: this.dyn?.headerOffset, footer: this.footer };
   }
 
-  /** Raw file write for maintenance; the caller keeps the ordering. */
+  /** Raw file write for maintenance; the caller keeps the ordering. @internal */
   async writeFileBytes(data: Buffer, position: number): Promise<void> {
     this.assertWritable();
     await writeAll(this.fh, data, position);
   }
 
-  /** Points block `block` at `offset` (or frees it); written at the next flush. */
+  /** Points block `block` at `offset` (or frees it); written at the next flush. @internal */
   setBlockFileOffset(block: number, offset: number | undefined): void {
     this.assertWritable();
     const d = this.dynamic();
@@ -502,14 +502,14 @@ export class VhdFile {
     this.dirtyBatSectors.add(Math.floor((block * BAT_ENTRY_SIZE) / SECTOR_SIZE));
   }
 
-  /** Moves the end of the data area (where the footer goes) and rewrites both footers at flush. */
+  /** Moves the end of the data area (where the footer goes) and rewrites both footers at flush. @internal */
   setDataEnd(nextFree: number): void {
     this.assertWritable();
     this.nextFree = nextFree;
     this.metadataDirty = true;
   }
 
-  /** Replaces the footer, the header and the BAT (resize); all are written at flush. */
+  /** Replaces the footer, the header and the BAT (resize); all are written at flush. @internal */
   replaceMetadata(footer: VhdFooter, header?: DynamicHeader, bat?: Buffer): void {
     this.assertWritable();
     this.footer = footer;
@@ -524,7 +524,7 @@ export class VhdFile {
     this.metadataDirty = true;
   }
 
-  /** Flushes under the lock (for maintenance code that already holds it). */
+  /** Flushes under the lock (for maintenance code that already holds it). @internal */
   async flushHeld(): Promise<void> {
     await this.flushLocked();
   }
