@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { openSync, closeSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VisorClient, VisorError, resolvePaths, type VisorPaths } from '../api/index.js';
 
@@ -46,6 +44,17 @@ function visorExecutable(): string {
 }
 
 export async function startDaemon(paths: VisorPaths): Promise<void> {
+  // Loaded here, not at start-up: most commands find a daemon and never need them.
+  const [{ spawn }, { connect }] = await Promise.all([import('node:child_process'), import('node:net')]);
+  const answers = (path: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const socket = connect(path);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
   mkdirSync(paths.run, { recursive: true, mode: 0o700 });
   const log = openSync(paths.log, 'a', 0o600);
   let exited: number | null = null;
@@ -72,17 +81,6 @@ export async function startDaemon(paths: VisorPaths): Promise<void> {
   if (await answers(paths.socket)) return;
   throw new VisorError('unavailable', 'daemon-start-failed', `The Visor daemon did not start${exited !== null ? ` (it exited with ${exited})` : ' within 10 s'}.`, {
     hint: `See ${paths.log}${logTail(paths.log)}`,
-  });
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
   });
 }
 
