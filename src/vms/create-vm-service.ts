@@ -18,7 +18,7 @@ import type { ExecResult, OperationContext, VmAction, VmConfig, VmState, VmView 
 import { VmStore, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
 import { copyDiskFile, createDisk } from '../storage/index.js';
-import { GuestAgent, launchVm, reattachVm } from '../engine/qemu/index.js';
+import { GuestAgent, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
 import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
 import { getHostInfo, readBootId } from '../host/index.js';
 import type { HostInfo } from '../host/index.js';
@@ -421,6 +421,8 @@ class LocalVmService implements VmService {
     }
     const status = await found.status();
     this.adopt(record, found, status === 'paused' ? 'paused' : 'running');
+    // Uptime counts from QEMU's start, not from this daemon's.
+    record.runningSince = (await processStartTime(found.pid))?.toISOString() ?? record.runningSince;
   }
 
   async close(): Promise<void> {

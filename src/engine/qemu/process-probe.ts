@@ -74,3 +74,21 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): boolean {
     return false;
   }
 }
+
+/** Clock ticks per second of /proc's times (USER_HZ): 100 on every Linux architecture we run on. */
+const USER_HZ = 100;
+
+/** When the process started, from /proc/PID/stat's starttime and the host's boot time; null when gone. */
+export async function processStartTime(pid: number): Promise<Date | null> {
+  try {
+    const [stat, procStat] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8'), readFile('/proc/stat', 'utf8')]);
+    // Fields after "pid (comm) ": state is field 3, starttime field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[22 - 3]);
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(procStat)?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(bootSeconds)) return null;
+    return new Date((bootSeconds + ticks / USER_HZ) * 1000);
+  } catch {
+    return null;
+  }
+}
