@@ -7,3 +7,5 @@ export * from './schema-errors.js';
 export * from './vm-state.js';
 export * from './vm-requests.js';
 export * from './progress.js';
+export * from './host-facts.js';
+export * from './disk-requests.js';

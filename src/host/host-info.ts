@@ -1,3 +1,4 @@
+import type { HostFacts } from '../core/index.js';
 import { constants } from 'node:fs';
 import { access, open, readFile, readdir } from 'node:fs/promises';
 import { release } from 'node:os';
@@ -30,6 +31,11 @@ export interface HostInfo {
   /** uname -r */
   kernel: string;
 }
+
+// The API's schema (core/host-facts.ts) and this interface must agree both ways.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const hostInfoMatchesApiSchema: Same<HostInfo, HostFacts> = true;
+void hostInfoMatchesApiSchema;
 
 export interface HostInfoOptions {
   /** The accelerator decision's cache file; default `${cacheDir}/accelerator.json`. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmState, VmUpdateSpec, VmView } from '../../core/index.js';
+import { ExecResult, ExecSpec, HostFacts, ImageInfo, VmCreateSpec, VmState, VmUpdateSpec, VmView } from '../../core/index.js';
 
 /**
  * The wire contract's schemas, in one place. Core's schemas are reused as they are; what only
@@ -50,8 +50,8 @@ export const Job = z.object({
   finishedAt: z.string().nullable(),
 });
 
-/** Host facts as src/host reports them; the shape is the host module's. */
-export const HostInfo = z.record(z.string(), z.unknown());
+/** Host facts as src/host reports them (core/host-facts.ts; host/ is checked against it). */
+export const HostInfo = HostFacts;
 
 export const DaemonInfo = z.object({
   version: z.string(),
