@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       if (result.exitCode !== 0) throw new Error(`guest: ${script}: ${result.stderr}`);
       return result.stdout;
     };
-    const dev = (await sh(`for d in /sys/block/sd*; do [ "$(cat $d/size)" = ${sizeMiB * 2048} ] && echo \${d##*/}; done`)).trim();
+    const dev = (await sh(`for d in /sys/block/sd*; do [ "$(cat $d/size)" = ${sizeMiB * 2048} ] && echo \${d##*/}; done; true`)).trim();
     if (!dev) throw new Error('the guest does not see the data disk');
     const uptime = async (): Promise<number> => Number((await sh('cut -d" " -f1 /proc/uptime')).trim());
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { DiskAttachment } from '../../src/core/index.js';
-import { diskServing, launchVm, reattachVm } from '../../src/engine/qemu/index.js';
+import { diskServing, launchVm, reattachVm, recoverStorageMove } from '../../src/engine/qemu/index.js';
 import type { MoveRecord, QemuInstance } from '../../src/engine/qemu/index.js';
 import { TestVm } from './vm-fixture.js';
 
@@ -95,7 +95,7 @@ describe('hot-plug and storage moves on a generation 2 VM', () => {
     const records: MoveRecord[] = [];
     const move = instance.moveStorage(
       [{ disk: big, path: target, format: 'qcow2' }],
-      { signal: controller.signal, progress: (fraction) => fraction > 0 && controller.abort() },
+      { signal: controller.signal, progress: () => controller.abort() },
       { onRecord: (r) => void records.push(r) },
     );
     const started = performance.now();
@@ -119,5 +119,35 @@ describe('hot-plug and storage moves on a generation 2 VM', () => {
     const second = await instance.moveStorage([{ disk: moved, path: join(vm.dir, 'boot-3.qcow2'), format: 'qcow2' }]);
     assert.equal((await diskServing(instance.qmp, null, 'boot')).filename, join(vm.dir, 'boot-3.qcow2'));
     assert.notEqual(first.disks[0]?.nodeName, second.disks[0]?.nodeName);
+  });
+
+  it('a move cut short by the daemon going away is rolled back from its record after reattach', async () => {
+    const disk = vm.config.disks[0]!;
+    const current = await diskServing(instance.qmp, null, disk.id);
+    const source = { ...disk, path: current.filename, format: 'qcow2' as const };
+    const records: MoveRecord[] = [];
+    const target = join(vm.dir, 'boot-crash.qcow2');
+    // "visord dies": our QMP connection closes once the mirror runs in QEMU.
+    let gone = false;
+    const ctx = {
+      signal: new AbortController().signal,
+      progress: (): void => {
+        if (!gone) instance.dispose();
+        gone = true;
+      },
+    };
+    const move = instance.moveStorage([{ disk: source, path: target, format: 'qcow2' }], ctx, { onRecord: (r) => void records.push(r) });
+    await assert.rejects(move);
+    const record = records.at(-1);
+    assert.ok(record && record.disks[0]?.phase === 'copying');
+    const again = await reattachVm({ config: vm.config, paths: vm.paths });
+    assert.ok(again && !('exited' in again));
+    instance = again;
+    const decision = await recoverStorageMove(instance, record);
+    assert.equal(decision.disks[0]?.keep, 'old');
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await instance.qmp.queryBlockJobs(), []);
+    assert.equal((await diskServing(instance.qmp, null, disk.id)).filename, source.path);
+    assert.ok(!(await instance.qmp.queryNamedBlockNodes()).some((n) => n['node-name'] === record.disks[0]?.targetNode));
   });
 });

@@ -97,7 +97,7 @@ describe('pass-through of a host block device', { skip: isRoot ? false : 'needs 
     const agent = await GuestAgent.connect(join(vm.paths.runDir, 'qga.sock'), { timeoutMs: 10_000 });
     try {
       // The SCSI disk is the one whose size is 16 MiB (32768 sectors).
-      const script = `for d in /sys/block/sd*; do [ "$(cat $d/size)" = 32768 ] && dd if=/dev/\${d##*/} bs=4096 skip=${PATTERN_OFFSET / 4096} count=1 2>/dev/null | md5sum | cut -d' ' -f1; done`;
+      const script = `for d in /sys/block/sd*; do [ "$(cat $d/size)" = 32768 ] && dd if=/dev/\${d##*/} bs=4096 skip=${PATTERN_OFFSET / 4096} count=1 2>/dev/null | md5sum | cut -d' ' -f1; done; true`;
       const result = await agent.exec('/bin/sh', ['-c', script], { timeoutMs: 20_000 });
       const { createHash } = await import('node:crypto');
       assert.equal(result.stdout.trim(), createHash('md5').update(pattern).digest('hex'));

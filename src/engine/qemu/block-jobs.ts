@@ -12,8 +12,11 @@ import type { QmpEvent } from './qmp-types.js';
 export class MirrorJob implements Disposable {
   #ended: { kind: 'completed' | 'cancelled'; error: string | null } | null = null;
   readonly #waiters = new Set<() => void>();
+  #next: { promise: Promise<void>; resolve: () => void } | null = null;
   readonly #onEvent = (event: QmpEvent): void => {
     if (event.data?.device !== this.id) return; // STOP, RESUME, ... carry no data
+    this.#next?.resolve();
+    this.#next = null;
     if (event.event === 'BLOCK_JOB_COMPLETED' || event.event === 'BLOCK_JOB_CANCELLED') {
       const error = typeof event.data.error === 'string' ? event.data.error : null;
       this.#ended = { kind: event.event === 'BLOCK_JOB_COMPLETED' ? 'completed' : 'cancelled', error };
@@ -30,6 +33,16 @@ export class MirrorJob implements Disposable {
 
   get ended(): { kind: 'completed' | 'cancelled'; error: string | null } | null {
     return this.#ended;
+  }
+
+  /** Resolves at the job's next event (READY, ERROR, COMPLETED, ...): wakes a progress loop early. */
+  nextEvent(): Promise<void> {
+    if (!this.#next) {
+      let resolve: () => void = () => undefined;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#next = { promise, resolve };
+    }
+    return this.#next.promise;
   }
 
   /** Starts `blockdev-mirror` from `source` to `target` (sync full: a standalone copy). */

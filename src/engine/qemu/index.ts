@@ -10,6 +10,7 @@ export type { DiskServing } from './block-graph.js';
 export type { HotplugOptions } from './hotplug.js';
 export type { DiskMove, MovedDisk, StorageMoveOptions, StorageMoveResult } from './storage-move.js';
 export { decideMoveRecovery } from './move-recovery.js';
+export { recoverStorageMove } from './storage-move-recovery.js';
 export type { MovePhase, MoveRecord, MoveRecordDisk, MoveObservation, MoveRecovery, DiskRecovery, RecoveryStep } from './move-recovery.js';
 export { selectFirmware, OVMF_DIR } from './firmware.js';
 export type { UefiFirmware } from './firmware.js';
@@ -36,3 +37,4 @@ export { probeQemu, qemuCapabilities, parseQemuVersion, isSupportedVersion, MIN_
 export type { QemuCapabilities, QemuVersion, ProbeOptions } from './capabilities.js';
 export { ENGINE_ERROR_CODES, isEngineError } from './engine-errors.js';
 export type { WaitOptions } from './deadline.js';
+export { processStartTime } from './process-probe.js';

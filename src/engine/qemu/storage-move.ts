@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { VisorError, cancelled, quietContext } from '../../core/index.js';
 import type { DiskAttachment, DiskFormat, OperationContext } from '../../core/index.js';
@@ -11,7 +12,6 @@ import { diskNodes, formatDriver, moveTargetNodeName } from './block-nodes.js';
 import { Deadline } from './deadline.js';
 import { isRemoteLocation } from './disk-location.js';
 import type { MoveRecord, MoveRecordDisk } from './move-recovery.js';
-import { pollUntil } from './poll.js';
 import type { QmpClient } from './qmp-client.js';
 import { Revert } from './revert.js';
 import type { StorageDaemon } from './storage-daemon.js';
@@ -162,30 +162,32 @@ export async function moveStorage(
     ctx.progress(0, 'Copying disks');
     const started = performance.now();
     let switched = options.copyMode === 'write-blocking';
-    await pollUntil(
-      async (signal) => {
-        let offset = 0;
-        let len = 0;
-        let ready = true;
-        for (const leg of legs) {
-          const ended = leg.job.ended;
-          if (ended) throw moveFailed(leg, ended.error ?? `the mirror was ${ended.kind} before it was ready`);
-          const state = await leg.job.query({ signal });
-          if (!state) throw moveFailed(leg, 'the mirror ended before it was ready');
-          offset += state.offset;
-          len += state.len;
-          ready &&= state.ready;
-        }
-        ctx.progress(len === 0 ? 0.95 : Math.min(0.95, (0.95 * offset) / len), 'Copying disks');
-        if (ready) return true;
-        if (!switched && performance.now() - started > (options.convergeAfterMs ?? DEFAULT_CONVERGE_AFTER_MS)) {
-          switched = true;
-          for (const leg of legs) await leg.job.writeBlocking({ signal });
-        }
-        return undefined;
-      },
-      { what: 'Copying the disks', timeoutMs: deadline.timeoutMs, intervalMs: PROGRESS_INTERVAL_MS, signal: deadline.signal },
-    );
+    // Progress by query every PROGRESS_INTERVAL_MS; a job's event (READY) wakes the loop at once.
+    for (;;) {
+      deadline.check();
+      const signal = deadline.signal;
+      const woken = Promise.race(legs.map((leg) => leg.job.nextEvent()));
+      let offset = 0;
+      let len = 0;
+      let ready = true;
+      for (const leg of legs) {
+        const ended = leg.job.ended;
+        if (ended) throw moveFailed(leg, ended.error ?? `the mirror was ${ended.kind} before it was ready`);
+        const state = await leg.job.query({ signal });
+        if (!state) throw moveFailed(leg, 'the mirror ended before it was ready');
+        offset += state.offset;
+        len += state.len;
+        ready &&= state.ready;
+      }
+      ctx.progress(len === 0 ? 0.95 : Math.min(0.95, (0.95 * offset) / len), 'Copying disks');
+      if (ready) break;
+      if (!switched && performance.now() - started > (options.convergeAfterMs ?? DEFAULT_CONVERGE_AFTER_MS)) {
+        switched = true;
+        for (const leg of legs) await leg.job.writeBlocking({ signal });
+      }
+      await Promise.race([sleep(PROGRESS_INTERVAL_MS, undefined, { signal }).catch(() => undefined), woken]);
+    }
+    deadline.check(); // a cancel that came with the last progress still wins over the pivot
   } catch (error) {
     await revert.run();
     throw deadline.signal.aborted && ctx.signal.aborted ? cancelled('Moving the VM\'s storage') : error;
