@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { VisorError } from '../core/index.js';
-import type { DiskFormat } from '../core/index.js';
+import { cancelled, VisorError } from '../core/index.js';
+import type { DiskFormat, OperationContext } from '../core/index.js';
 
 const run = promisify(execFile);
 
@@ -38,7 +38,7 @@ export async function createDisk(path: string, format: DiskFormat, size: number,
   await qemuImg(['create', '-q', '-f', QEMU_FORMAT[format], ...options[format], path, String(size)], signal);
 }
 
-async function qemuImg(args: string[], signal?: AbortSignal): Promise<string> {
+export async function qemuImg(args: string[], signal?: AbortSignal): Promise<string> {
   try {
     const { stdout } = await run('qemu-img', args, { signal, maxBuffer: 16 * 1024 * 1024 });
     return stdout;
@@ -51,3 +51,44 @@ async function qemuImg(args: string[], signal?: AbortSignal): Promise<string> {
     throw new VisorError('failed', 'qemu-img-failed', `qemu-img ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`, { cause: error });
   }
 }
+
+/**
+ * Runs a qemu-img command that takes `-p` (convert, commit) and turns its "(12.34/100%)" lines
+ * into ctx.progress. Cancelling kills qemu-img and throws the cancellation; the caller removes
+ * whatever it had begun to write.
+ */
+export async function qemuImgWithProgress(args: string[], ctx: OperationContext, message: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('qemu-img', [args[0]!, '-p', ...args.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let cancelledByUs = false;
+    const onAbort = (): void => {
+      cancelledByUs = true;
+      child.kill('SIGTERM');
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (ctx.signal.aborted) onAbort();
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      const all = [...text.matchAll(PROGRESS)];
+      const last = all.at(-1);
+      if (last) ctx.progress(Math.min(1, Number(last[1]) / 100), message);
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      reject(
+        error.code === 'ENOENT'
+          ? new VisorError('unavailable', 'qemu-img-missing', 'qemu-img is not installed.', { hint: 'Run scripts/setup-host.sh.' })
+          : error,
+      );
+    });
+    child.on('close', (code) => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (cancelledByUs) reject(cancelled(message));
+      else if (code === 0) resolve();
+      else reject(new VisorError('failed', 'qemu-img-failed', `qemu-img ${args[0]} failed: ${stderr.trim() || `exit code ${code}`}`));
+    });
+  });
+}
+
+const PROGRESS = /\((\d+(?:\.\d+)?)\/100%\)/g;
