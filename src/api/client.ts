@@ -2,7 +2,19 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { WebSocket } from 'ws';
 // Imported past core's index on purpose: core/index.js loads zod (~55 ms), the CLI must not.
 import { VisorError } from '../core/errors.js';
-import type { ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView } from '../core/index.js';
+import type {
+  DiskConvertSpec,
+  DiskInfo,
+  DiskNewInput,
+  DiskPathSpec,
+  DiskResizeSpec,
+  ExecResult,
+  ExecSpec,
+  ImageInfo,
+  VmCreateSpec,
+  VmUpdateSpec,
+  VmView,
+} from '../core/index.js';
 import type { DaemonInfo, HostInfo, Job, ShutdownRequestInput, VisorEvent } from './contract/schemas.js';
 import { problemToError } from './problem.js';
 
@@ -39,6 +51,9 @@ export interface Subscription {
 
 /** The result of a VM job. */
 export type VmJob = Job & { result: VmView | null };
+
+/** The result of a disk job: the disk after the operation (for merge: the parent). */
+export type DiskJob = Job & { result: DiskInfo | null };
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -127,6 +142,27 @@ export class VisorClient {
   /** The serial console as a WebSocket of raw bytes. */
   openSerial(ref: string): Promise<WebSocket> {
     return this.webSocket(`${vmPath(ref)}/serial`);
+  }
+
+  // ---- disks (files at rest)
+
+  inspectDisk(path: string): Promise<DiskInfo> {
+    return this.json('GET', `/v1/disks/inspect?path=${encodeURIComponent(path)}`);
+  }
+  newDisk(spec: DiskNewInput): Promise<DiskJob> {
+    return this.json('POST', '/v1/disks/new', { body: spec });
+  }
+  convertDisk(spec: DiskConvertSpec): Promise<DiskJob> {
+    return this.json('POST', '/v1/disks/convert', { body: spec });
+  }
+  resizeDisk(spec: DiskResizeSpec): Promise<DiskJob> {
+    return this.json('POST', '/v1/disks/resize', { body: spec });
+  }
+  compactDisk(spec: DiskPathSpec): Promise<DiskJob> {
+    return this.json('POST', '/v1/disks/compact', { body: spec });
+  }
+  mergeDisk(spec: DiskPathSpec): Promise<DiskJob> {
+    return this.json('POST', '/v1/disks/merge', { body: spec });
   }
 
   // ---- jobs

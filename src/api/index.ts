@@ -4,7 +4,7 @@
  * OpenAPI document are in ./contract/.
  */
 export { VisorClient, jobResult } from './client.js';
-export type { VisorClientOptions, RawResponse, RequestOptions, WaitOptions, Subscription, VmJob } from './client.js';
+export type { VisorClientOptions, RawResponse, RequestOptions, WaitOptions, Subscription, VmJob, DiskJob } from './client.js';
 export { problemToError } from './problem.js';
 export { resolvePaths } from './paths.js';
 export type { VisorPaths, PathInputs } from './paths.js';

@@ -21,6 +21,7 @@ function run<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<nu
 
 const vm = () => import('./commands/vm.js');
 const other = () => import('./commands/misc.js');
+const disk = () => import('./commands/disk.js');
 
 function json(command: Command): Command {
   return command.option('--json', 'print JSON for scripts instead of text for people');
@@ -134,6 +135,36 @@ ${EXIT_CODES_HELP}`,
     .description('attach this terminal to the VM\'s serial console (Ctrl-] detaches)')
     .argument('<name>')
     .action(run(async () => (await import('./commands/serial.js')).serial));
+
+  const disks = program.command('disk').description('disk files: vhdx (default), vhd, qcow2, raw');
+  json(
+    disks
+      .command('new')
+      .description('create a disk (dynamic unless --fixed), or a differencing child with --parent')
+      .argument('<path>', 'the new file; its extension gives the format unless --format')
+      .option('--size <size>', 'virtual size, e.g. 8G')
+      .addOption(new Option('--format <format>', 'disk format').choices(['vhdx', 'vhd', 'qcow2', 'raw']))
+      .option('--fixed', 'allocate all of it now')
+      .option('--parent <path>', 'make a differencing disk on top of this one'),
+  ).action(run(async () => (await disk()).newDisk));
+  json(disks.command('inspect').description('format, sizes, block size, parent chain and health').argument('<path>')).action(
+    run(async () => (await disk()).inspect),
+  );
+  json(
+    disks
+      .command('convert')
+      .description('copy a disk (a differencing chain flattened) into a new standalone disk')
+      .argument('<source>')
+      .argument('<destination>', 'the new file; its extension gives the format unless --format')
+      .addOption(new Option('--format <format>', 'disk format').choices(['vhdx', 'vhd', 'qcow2', 'raw'])),
+  ).action(run(async () => (await disk()).convert));
+  json(disks.command('resize').description('change a disk\'s virtual size').argument('<path>').option('--size <size>', 'the new size, e.g. 16G')).action(
+    run(async () => (await disk()).resize),
+  );
+  json(disks.command('compact').description('give back the space of all-zero blocks').argument('<path>')).action(run(async () => (await disk()).compact));
+  json(disks.command('merge').description('write a differencing disk into its parent, then delete it').argument('<path>')).action(
+    run(async () => (await disk()).merge),
+  );
 
   const job = program.command('job').description('long operations');
   json(job.command('list').description('running and recent jobs')).action(run(async () => (await other()).jobList));

@@ -10,11 +10,12 @@ import { readJsonBody } from './request-body.js';
 import { hostHandlers } from './routes/host.js';
 import { vmHandlers } from './routes/vms.js';
 import { jobHandlers } from './routes/jobs.js';
+import { diskHandlers } from './routes/disks.js';
 import { socketHandlers } from './routes/sockets.js';
 import { serveWebFile } from './web.js';
 import { createUpgradeHandler, type UpgradeHandler } from './upgrades.js';
 
-export const HANDLERS: HandlerTable = { ...hostHandlers, ...vmHandlers, ...jobHandlers, ...socketHandlers };
+export const HANDLERS: HandlerTable = { ...hostHandlers, ...vmHandlers, ...diskHandlers, ...jobHandlers, ...socketHandlers };
 
 export interface AppOptions {
   vmService: VmService;

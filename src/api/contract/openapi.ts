@@ -8,6 +8,10 @@ const REQUESTS: Record<string, z.ZodType> = {
   VmUpdateSpec: S.VmUpdateSpec,
   ExecSpec: S.ExecSpec,
   ShutdownRequest: S.ShutdownRequest,
+  DiskNewSpec: S.DiskNewSpec,
+  DiskConvertSpec: S.DiskConvertSpec,
+  DiskResizeSpec: S.DiskResizeSpec,
+  DiskPathSpec: S.DiskPathSpec,
 };
 
 /** Responses are described as the daemon sends them (defaults filled in). */
@@ -22,6 +26,7 @@ const RESPONSES: Record<string, z.ZodType> = {
   ImageInfo: S.ImageInfo,
   ImageList: S.ImageList,
   ExecResult: S.ExecResult,
+  DiskInfo: S.DiskInfo,
   Job: S.Job,
   JobList: S.JobList,
   VisorEvent: S.VisorEvent,

@@ -2,6 +2,12 @@ import type { z } from 'zod';
 import {
   DaemonInfo,
   DeleteVmQuery,
+  DiskConvertSpec,
+  DiskInfo,
+  DiskNewSpec,
+  DiskPathSpec,
+  DiskQuery,
+  DiskResizeSpec,
   ExecResult,
   ExecSpec,
   HostInfo,
@@ -36,7 +42,7 @@ export interface RouteSpec {
   /** OpenAPI form, prefix included: /v1/vms/{ref}. */
   path: string;
   summary: string;
-  tag: 'daemon' | 'host' | 'images' | 'vms' | 'jobs' | 'events';
+  tag: 'daemon' | 'host' | 'images' | 'vms' | 'disks' | 'jobs' | 'events';
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;
@@ -61,6 +67,16 @@ const vmAction = (operationId: string, action: string, summary: string, async: b
   tag: 'vms',
   params: RefParams,
   responses: async ? jobAccepted : vmView,
+});
+
+const diskJob = (operationId: string, action: string, summary: string, body: z.ZodType): RouteSpec => ({
+  operationId,
+  method: 'POST',
+  path: `/v1/disks/${action}`,
+  summary,
+  tag: 'disks',
+  body,
+  responses: jobAccepted,
 });
 
 export const ROUTES: readonly RouteSpec[] = [
@@ -182,6 +198,20 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 101: { description: 'Switching to the WebSocket protocol.' } },
     websocket: { message: 'bytes' },
   },
+  {
+    operationId: 'inspectDisk',
+    method: 'GET',
+    path: '/v1/disks/inspect',
+    summary: 'A disk file\'s format, sizes, block size, parent chain and health.',
+    tag: 'disks',
+    query: DiskQuery,
+    responses: { 200: { description: 'The disk.', schema: DiskInfo } },
+  },
+  diskJob('newDisk', 'new', 'Create a disk: vhdx (default, dynamic), vhd, qcow2 or raw; or a differencing child of `parent`.', DiskNewSpec),
+  diskJob('convertDisk', 'convert', 'Copy a disk (its parent chain flattened) into a new standalone disk of a format.', DiskConvertSpec),
+  diskJob('resizeDisk', 'resize', 'Change a disk\'s virtual size (VHDX also shrinks, over unused space).', DiskResizeSpec),
+  diskJob('compactDisk', 'compact', 'Give back the space of blocks that hold only zeros.', DiskPathSpec),
+  diskJob('mergeDisk', 'merge', 'Write a differencing disk into its parent, then delete it.', DiskPathSpec),
   {
     operationId: 'listJobs',
     method: 'GET',

@@ -1,12 +1,26 @@
 import { z } from 'zod';
-import { ExecResult, ExecSpec, HostFacts, ImageInfo, VmCreateSpec, VmState, VmUpdateSpec, VmView } from '../../core/index.js';
+import {
+  DiskConvertSpec,
+  DiskInfo,
+  DiskNewSpec,
+  DiskPathSpec,
+  DiskResizeSpec,
+  ExecResult,
+  ExecSpec,
+  HostFacts,
+  ImageInfo,
+  VmCreateSpec,
+  VmState,
+  VmUpdateSpec,
+  VmView,
+} from '../../core/index.js';
 
 /**
  * The wire contract's schemas, in one place. Core's schemas are reused as they are; what only
  * the API has (jobs, problems, events, request bodies of actions) is defined here. The OpenAPI
  * document (openapi.ts) and the daemon's request parsing both come from these.
  */
-export { ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
+export { DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
 
 export const ErrorKind = z.enum(['invalid', 'not-found', 'conflict', 'unavailable', 'cancelled', 'failed', 'bug']);
 
@@ -38,13 +52,13 @@ export const JobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'can
 
 export const Job = z.object({
   id: z.string(),
-  kind: z.string().describe('The operation: vm-create, vm-start, vm-shutdown, vm-save.'),
-  target: z.string().describe('What the job works on: a VM name.'),
+  kind: z.string().describe('The operation: vm-create, vm-start, vm-shutdown, vm-save, disk-new, disk-convert, disk-resize, disk-compact, disk-merge.'),
+  target: z.string().describe('What the job works on: a VM name, or a disk\'s path.'),
   state: JobState,
   progress: z.number().min(0).max(1),
   message: z.string().nullable(),
   error: SerializedError.nullable(),
-  result: z.unknown().describe('The operation\'s result once succeeded (a VmView for VM jobs), else null.'),
+  result: z.unknown().describe('The operation\'s result once succeeded (a VmView for VM jobs, a DiskInfo for disk jobs), else null.'),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -75,6 +89,7 @@ export const ShutdownRequest = z.strictObject({
 export type ShutdownRequest = z.infer<typeof ShutdownRequest>;
 
 export const RefParams = z.strictObject({ ref: z.string().min(1).describe('A VM name or id.') });
+export const DiskQuery = z.strictObject({ path: z.string().min(1).describe('An absolute path of a disk on the host.') });
 export const JobParams = z.strictObject({ id: z.string().min(1) });
 export const DeleteVmQuery = z.strictObject({
   force: z.enum(['true', 'false']).default('false').describe('Turn the VM off first if it is running.'),
