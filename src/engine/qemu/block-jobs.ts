@@ -46,9 +46,9 @@ export class MirrorJob implements Disposable {
   }
 
   /** Starts `blockdev-mirror` from `source` to `target` (sync full: a standalone copy). */
-  async start(source: string, target: string, options: WaitOptions & { copyMode?: 'background' | 'write-blocking' } = {}): Promise<void> {
+  async start(source: string, target: string, options: WaitOptions & { copyMode?: 'background' | 'write-blocking'; speed?: number } = {}): Promise<void> {
     await this.qmp.blockdevMirror(
-      { 'job-id': this.id, device: source, target, sync: 'full', 'copy-mode': options.copyMode ?? 'background' },
+      { 'job-id': this.id, device: source, target, sync: 'full', 'copy-mode': options.copyMode ?? 'background', ...(options.speed ? { speed: options.speed } : {}) },
       options,
     );
   }

@@ -37,6 +37,8 @@ export interface StorageMoveOptions {
    * write reach both sides before it completes (converges whatever the guest does, slower writes).
    */
   copyMode?: 'background' | 'write-blocking';
+  /** Copy speed limit per disk, bytes per second (blockdev-mirror `speed`); default none. */
+  speed?: number;
   /** A background mirror not ready after this switches to write-blocking. Default 60 s. */
   convergeAfterMs?: number;
   /** Budget of the whole move. Default 1 h. */
@@ -155,7 +157,7 @@ export async function moveStorage(
       await leg.qmp.blockdevAdd(nodes.protocol, wait);
       await leg.qmp.blockdevAdd(nodes.format, wait);
       revert.add(() => leg.job.cancel({ timeoutMs: 30_000 }));
-      await leg.job.start(leg.serving.nodeName, leg.targetNode, { ...wait, copyMode: options.copyMode });
+      await leg.job.start(leg.serving.nodeName, leg.targetNode, { ...wait, copyMode: options.copyMode, speed: options.speed });
     }
 
     // 3. Copy until every mirror is ready.
