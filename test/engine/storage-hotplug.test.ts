@@ -27,6 +27,11 @@ describe('hot-plug and storage moves on a generation 2 VM', () => {
     await run('qemu-img', ['create', '-q', '-f', format, path, size]);
     return { id, controller: 'scsi', controllerNumber: 0, location: 0, path, format, readOnly: false, ...rest };
   };
+  const disk2 = async (id: string, rest: Partial<DiskAttachment>): Promise<DiskAttachment> => {
+    const made = await disk(id, 'raw', rest);
+    await run('sh', ['-c', `head -c 16M /dev/urandom | dd of=${made.path} conv=notrunc status=none`]);
+    return made;
+  };
   /** The PCIe port a device sits in (its parent bus is /machine/peripheral/<port>/<port>). */
   const portOf = async (id: string): Promise<string | null> => {
     const bus = await instance.qmp.execute<string>('qom-get', { path: `/machine/peripheral/${id}`, property: 'parent_bus' });
@@ -119,6 +124,18 @@ describe('hot-plug and storage moves on a generation 2 VM', () => {
     const second = await instance.moveStorage([{ disk: moved, path: join(vm.dir, 'boot-3.qcow2'), format: 'qcow2' }]);
     assert.equal((await diskServing(instance.qmp, null, 'boot')).filename, join(vm.dir, 'boot-3.qcow2'));
     assert.notEqual(first.disks[0]?.nodeName, second.disks[0]?.nodeName);
+  });
+
+  it('a mirror that does not converge in time switches to write-blocking and still pivots', async () => {
+    const disk = await disk2('slow', { location: 13 });
+    await instance.addDisk(disk, { generation: 2 });
+    // 4 MiB/s over a 16 MiB disk: not ready within convergeAfterMs = 0, so the move switches.
+    const result = await instance.moveStorage([{ disk, path: join(vm.dir, 'slow-moved.qcow2'), format: 'qcow2' }], undefined, {
+      speed: 4 * 1024 * 1024,
+      convergeAfterMs: 0,
+    });
+    assert.equal((await diskServing(instance.qmp, null, 'slow')).filename, join(vm.dir, 'slow-moved.qcow2'));
+    assert.deepEqual(result.oldPaths, [disk.path]);
   });
 
   it('a move cut short by the daemon going away is rolled back from its record after reattach', async () => {

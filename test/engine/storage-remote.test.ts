@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -172,6 +172,30 @@ describe('remote disks', { skip: haveServers ? false : 'needs root, nfs-ganesha,
       await second?.quit().catch(() => undefined);
       await target.dispose();
       if (vm2) assert.deepEqual(await vm2.dispose(), []);
+    }
+  });
+
+  it('runs a VM from an nbd+unix:// export (qemu-nbd) and reads through it', async () => {
+    const file = join(vm.dir, 'nbd.qcow2');
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, '16M']);
+    await write(file, 'qcow2', 0x6e, 3 * MiB);
+    const socket = join(vm.dir, 'nbd.sock');
+    const pidFile = join(vm.dir, 'qemu-nbd.pid');
+    await run('qemu-nbd', ['--fork', '--persistent', '--pid-file', pidFile, '-k', socket, '-x', 'exp', '-f', 'qcow2', file]);
+    const vm3 = await TestVm.create({ generation: 1, disks: [] });
+    let third: QemuInstance | null = null;
+    try {
+      const url = `nbd+unix:///exp?socket=${socket}`;
+      assert.equal((await probeRemoteDisk(url, 'raw')).virtualSize, 16 * MiB);
+      vm3.config.disks.push({ id: 'n', controller: 'virtio', controllerNumber: 0, location: 0, path: url, format: 'raw', readOnly: false });
+      third = await launchVm({ config: vm3.config, paths: vm3.paths, accelerator: 'tcg' });
+      assert.ok((await third.qmp.queryNamedBlockNodes()).some((n) => n.drv === 'nbd'));
+      await vmRead(third, vm3.dir, 'n', 0x6e, 3 * MiB);
+    } finally {
+      await third?.quit().catch(() => undefined);
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (pid > 0) process.kill(pid, 'SIGTERM');
+      assert.deepEqual(await vm3.dispose(), []);
     }
   });
 });
