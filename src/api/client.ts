@@ -3,6 +3,8 @@ import type { WebSocket } from 'ws';
 // Imported past core's index on purpose: core/index.js loads zod (~55 ms), the CLI must not.
 import { VisorError } from '../core/errors.js';
 import type {
+  DiskAttachment,
+  VmDiskAddInput,
   DiskConvertSpec,
   DiskInfo,
   DiskNewInput,
@@ -135,6 +137,19 @@ export class VisorClient {
   }
   exec(ref: string, spec: Partial<ExecSpec> & Pick<ExecSpec, 'command'>, signal?: AbortSignal): Promise<ExecResult> {
     return this.json('POST', `${vmPath(ref)}/exec`, { body: spec, signal });
+  }
+  listVmDisks(ref: string): Promise<DiskAttachment[]> {
+    return this.json('GET', `${vmPath(ref)}/disks`);
+  }
+  addVmDisk(ref: string, spec: VmDiskAddInput): Promise<VmView> {
+    return this.json('POST', `${vmPath(ref)}/disks`, { body: spec });
+  }
+  removeVmDisk(ref: string, diskId: string): Promise<VmView> {
+    return this.json('DELETE', `${vmPath(ref)}/disks/${encodeURIComponent(diskId)}`);
+  }
+  /** Inserts `iso`, or ejects with null. */
+  setVmDvd(ref: string, iso: string | null): Promise<VmView> {
+    return this.json('POST', `${vmPath(ref)}/dvd`, { body: { iso } });
   }
   async screenshot(ref: string): Promise<Buffer> {
     return (await this.send('GET', `${vmPath(ref)}/screenshot`)).body;

@@ -22,6 +22,7 @@ function run<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<nu
 const vm = () => import('./commands/vm.js');
 const other = () => import('./commands/misc.js');
 const disk = () => import('./commands/disk.js');
+const vmDisk = () => import('./commands/vm-disk.js');
 
 function json(command: Command): Command {
   return command.option('--json', 'print JSON for scripts instead of text for people');
@@ -165,6 +166,31 @@ ${EXIT_CODES_HELP}`,
   json(disks.command('merge').description('write a differencing disk into its parent, then delete it').argument('<path>')).action(
     run(async () => (await disk()).merge),
   );
+
+  const vmDisks = vms.command('disk').description('a VM\'s disks');
+  json(
+    vmDisks
+      .command('add')
+      .description('attach a disk: an existing one (--path) or a new one (--size); hot-added on SCSI/virtio while running')
+      .argument('<name>')
+      .option('--path <path>', 'an existing disk file, or a host block device with --passthrough')
+      .option('--size <size>', 'a new empty disk of this size, e.g. 1G, in the VM\'s folder')
+      .addOption(new Option('--format <format>', 'format of the new disk (default vhdx)').choices(['vhdx', 'vhd', 'qcow2', 'raw']))
+      .addOption(new Option('--controller <type>', 'default scsi').choices(['ide', 'scsi', 'virtio']))
+      .option('--controller-number <n>', 'which controller (default: the first with a free slot)')
+      .option('--location <n>', 'which slot on it (default: the first free one)')
+      .option('--passthrough', 'give the host block device at --path whole to the VM')
+      .option('--read-only', 'the guest cannot write it'),
+  ).action(run(async () => (await vmDisk()).add));
+  json(vmDisks.command('remove').description('detach a disk (the file is kept)').argument('<name>').argument('<disk-id>')).action(
+    run(async () => (await vmDisk()).remove),
+  );
+  json(vmDisks.command('list').description('the VM\'s disks').argument('<name>')).action(run(async () => (await vmDisk()).list));
+  const dvd = vms.command('dvd').description('a VM\'s DVD drive');
+  json(dvd.command('set').description('insert an ISO (live while running)').argument('<name>').argument('<iso>')).action(
+    run(async () => (await vmDisk()).dvdSet),
+  );
+  json(dvd.command('eject').description('eject the DVD (live while running)').argument('<name>')).action(run(async () => (await vmDisk()).dvdEject));
 
   const job = program.command('job').description('long operations');
   json(job.command('list').description('running and recent jobs')).action(run(async () => (await other()).jobList));

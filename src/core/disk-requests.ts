@@ -63,3 +63,24 @@ export const DiskInfo = z.object({
   health: DiskHealth,
 });
 export type DiskInfo = z.infer<typeof DiskInfo>;
+
+/** Attach a disk to a VM: an existing file or device (`path`), or a new empty disk (`new`). */
+export const VmDiskAddSpec = z
+  .strictObject({
+    path: absolutePath.optional(),
+    new: z.strictObject({ size: z.number().int().positive(), format: DiskFormat.default('vhdx') }).optional(),
+    controller: z.enum(['ide', 'scsi', 'virtio']).default('scsi'),
+    /** The first free slot when left out. */
+    controllerNumber: z.number().int().min(0).max(3).optional(),
+    location: z.number().int().min(0).max(63).optional(),
+    /** `path` is a host block device given whole to the VM. */
+    passthrough: z.boolean().default(false),
+    readOnly: z.boolean().default(false),
+  })
+  .refine((s) => (s.path === undefined) !== (s.new === undefined), { message: 'give either path or new', path: ['path'] });
+export type VmDiskAddSpec = z.infer<typeof VmDiskAddSpec>;
+export type VmDiskAddInput = z.input<typeof VmDiskAddSpec>;
+
+/** Insert an ISO into the VM's DVD drive, or eject (null). */
+export const VmDvdSpec = z.strictObject({ iso: absolutePath.nullable() });
+export type VmDvdSpec = z.infer<typeof VmDvdSpec>;

@@ -16,3 +16,4 @@ export {
   prepareMergeDisk,
 } from './disk-operations.js';
 export type { DiskWork } from './disk-operations.js';
+export { validatePassthroughDevice, PASSTHROUGH_ERROR_CODES } from './passthrough.js';

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import {
   ExecSpec,
   VisorError,
+  VmDiskAddSpec,
+  VmDvdSpec,
   VmCreateSpec,
   VmUpdateSpec,
   asVisorError,
@@ -14,11 +16,11 @@ import {
   parseOrThrow,
   quietContext,
 } from '../core/index.js';
-import type { ExecResult, OperationContext, VmAction, VmConfig, VmState, VmView } from '../core/index.js';
+import type { DiskAttachment, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
 import { VmStore, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
-import { copyDiskFile, createDisk } from '../storage/index.js';
-import { GuestAgent, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
+import { copyDiskFile, createDisk, detectFormat, inspectDisk, validatePassthroughDevice } from '../storage/index.js';
+import { GuestAgent, isHostDevicePath, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
 import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
 import { getHostInfo, readBootId } from '../host/index.js';
 import type { HostInfo } from '../host/index.js';
@@ -26,6 +28,7 @@ import { applyVmUpdate, buildVmConfig } from './build-config.js';
 import type { HostLimits } from './build-config.js';
 import { ImageLibrary } from './image-library.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { chooseSlot, nextDiskId } from './disk-slots.js';
 import { assertLegal } from './lifecycle.js';
 import { VmRecord } from './runtime-record.js';
 import type { VmEvents, VmService } from './vm-service.js';
@@ -335,6 +338,168 @@ class LocalVmService implements VmService {
       this.setState(record, next, null);
       return record.view();
     });
+  }
+
+  // ---------------------------------------------------------------- disks and DVD
+
+  listDisks(ref: string): DiskAttachment[] {
+    return this.find(ref).config.disks;
+  }
+
+  /** Every check addDisk makes before it changes anything; answers the attachment to make. */
+  async validateAddDisk(ref: string, input: VmDiskAddInput): Promise<{ disk: DiskAttachment; create: { size: number } | null }> {
+    const spec = parseOrThrow(VmDiskAddSpec, input);
+    const record = this.find(ref);
+    const config = record.config;
+    this.diskChangeMode(record, spec.controller, 'attach'); // refused now if it cannot happen
+    const id = nextDiskId(config);
+    const slot = chooseSlot(config, spec);
+    if (spec.controller === 'virtio' && slot.controllerNumber !== 0) throw invalid('controllerNumber', 'virtio disks use controller 0.');
+    if (spec.new) {
+      const path = join(this.store.folder(config.id).disksDir, `${config.name}-${id}.${spec.new.format}`);
+      const disk: DiskAttachment = { id, controller: spec.controller, ...slot, path, format: spec.new.format, readOnly: spec.readOnly };
+      return { disk, create: { size: spec.new.size } };
+    }
+    const path = spec.path!;
+    for (const other of this.records.values()) {
+      const user = other.config.disks.find((d) => d.path === path);
+      if (user) {
+        throw new VisorError('conflict', 'disk-in-use', `"${path}" is already attached to VM "${other.name}" as ${user.id}.`, {
+          field: 'path',
+          hint: other === record ? 'It is attached already.' : `Remove it from "${other.name}" first, or attach a copy (visor disk convert).`,
+        });
+      }
+    }
+    if (spec.passthrough || isHostDevicePath(path)) {
+      if (!spec.passthrough) {
+        throw invalid('path', `"${path}" is a host device; give it with --passthrough.`, 'A pass-through disk gives the whole device to the VM.');
+      }
+      const inUse = [...this.records.values()].flatMap((r) => r.config.disks.filter((d) => isHostDevicePath(d.path)).map((d) => d.path));
+      await validatePassthroughDevice(path, { inUse, field: 'path' });
+      return { disk: { id, controller: spec.controller, ...slot, path, format: 'raw', readOnly: spec.readOnly }, create: null };
+    }
+    const exists = await stat(path).catch(() => undefined);
+    if (!exists) throw new VisorError('not-found', 'disk-not-found', `No disk exists at "${path}".`, { field: 'path' });
+    if (!exists.isFile()) throw invalid('path', `"${path}" is not a disk file.`, 'A host block device is attached with --passthrough.');
+    const format = await detectFormat(path);
+    const info = await inspectDisk(path);
+    if (!info.health.ok) {
+      throw new VisorError('conflict', 'disk-unhealthy', `Cannot attach "${path}": ${info.health.findings.join(' ')}`, { field: 'path', hint: `See "visor disk inspect ${path}".` });
+    }
+    if (info.type === 'differencing' && (format === 'vhdx' || format === 'vhd')) {
+      throw invalid(
+        'path',
+        `"${path}" is a differencing ${format} disk, which QEMU cannot open.`,
+        `Make a standalone copy first: visor disk convert ${path} NEW.${format}`,
+      );
+    }
+    return { disk: { id, controller: spec.controller, ...slot, path, format, readOnly: spec.readOnly }, create: null };
+  }
+
+  async addDisk(ref: string, input: VmDiskAddInput): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      const { disk, create } = await this.validateAddDisk(ref, input);
+      const live = this.diskChangeMode(record, disk.controller, 'attach');
+      if (create) {
+        await mkdir(this.store.folder(record.config.id).disksDir, { recursive: true });
+        await createDisk(disk.path, disk.format, create.size);
+      }
+      const undo: Array<() => Promise<void>> = [];
+      if (create) undo.push(() => rm(disk.path, { force: true }));
+      try {
+        if (live) {
+          await this.instanceOf(record).addDisk(disk, { generation: record.config.generation });
+          undo.push(() => this.instanceOf(record).removeDisk(disk.id));
+        }
+        const next = { ...record.config, disks: [...record.config.disks, disk] };
+        await this.store.save(next);
+        record.config = next;
+      } catch (error) {
+        for (const step of undo.reverse()) await step().catch(() => undefined);
+        throw asVisorError(error, 'disk-add-failed');
+      }
+      this.events.emit('vm-updated', { vmId: record.config.id, name: record.name });
+      return record.view();
+    });
+  }
+
+  /** Detaches a disk (hot-removed while running); the file is kept. */
+  async removeDisk(ref: string, diskId: string): Promise<VmView> {
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      const disk = record.config.disks.find((d) => d.id === diskId);
+      if (!disk) {
+        throw new VisorError('not-found', 'disk-not-found', `VM "${record.name}" has no disk "${diskId}".`, {
+          field: 'diskId',
+          hint: `List its disks with "visor vm disk list ${record.name}".`,
+        });
+      }
+      const live = this.diskChangeMode(record, disk.controller, 'detach');
+      if (live) await this.instanceOf(record).removeDisk(disk.id);
+      const next = { ...record.config, disks: record.config.disks.filter((d) => d.id !== diskId) };
+      try {
+        await this.store.save(next);
+      } catch (error) {
+        if (live) await this.instanceOf(record).addDisk(disk, { generation: record.config.generation }).catch(() => undefined);
+        throw asVisorError(error, 'disk-remove-failed');
+      }
+      record.config = next;
+      this.events.emit('vm-updated', { vmId: record.config.id, name: record.name });
+      return record.view();
+    });
+  }
+
+  /** Inserts an ISO (live while running) or ejects it (null). */
+  async setDvd(ref: string, input: VmDvdSpec): Promise<VmView> {
+    const spec = parseOrThrow(VmDvdSpec, input);
+    const record = this.find(ref);
+    return this.mutex.run(record.config.id, async () => {
+      if (spec.iso) await checkReadableFile(spec.iso, 'iso', 'ISO file');
+      const running = record.state === 'running' || record.state === 'paused';
+      if (!running && record.state !== 'off') {
+        throw new VisorError('conflict', 'invalid-state', `Cannot change the DVD of VM "${record.name}" while it is ${record.state}.`, {
+          hint: record.state === 'saved' ? `Start it first with "visor vm start ${record.name}".` : 'Wait for the operation in flight to end.',
+        });
+      }
+      const previous = record.config.dvd;
+      if (!previous && running) {
+        throw new VisorError('conflict', 'no-dvd-drive', `VM "${record.name}" has no DVD drive, and one cannot be added while it runs.`, {
+          hint: `Turn it off, then "visor vm dvd set ${record.name} ISO" adds one.`,
+        });
+      }
+      const next = applyVmUpdate(record.config, { dvdIso: spec.iso }, { host: this.limits, existing: this.configs() });
+      if (running) await this.instanceOf(record).changeDvdMedium(spec.iso);
+      try {
+        await this.store.save(next);
+      } catch (error) {
+        if (running) await this.instanceOf(record).changeDvdMedium(previous?.iso ?? null).catch(() => undefined);
+        throw asVisorError(error, 'dvd-change-failed');
+      }
+      record.config = next;
+      this.events.emit('vm-updated', { vmId: next.id, name: next.name });
+      return record.view();
+    });
+  }
+
+  /**
+   * Whether a disk change happens live (true: the VM runs, the device is hot-plugged) or only in
+   * the configuration (false: the VM is off). Refuses IDE while running and every other state.
+   */
+  private diskChangeMode(record: VmRecord, controller: DiskAttachment['controller'], what: 'attach' | 'detach'): boolean {
+    if (record.state === 'off') return false;
+    if (record.state !== 'running' && record.state !== 'paused') {
+      throw new VisorError('conflict', 'invalid-state', `Cannot ${what} a disk of VM "${record.name}" while it is ${record.state}.`, {
+        hint: record.state === 'saved' ? `Start it first with "visor vm start ${record.name}", or delete its saved state by turning it off.` : 'Wait for the operation in flight to end.',
+      });
+    }
+    if (controller === 'ide') {
+      throw new VisorError('conflict', 'ide-not-hotpluggable', `Cannot ${what} an IDE disk while VM "${record.name}" runs: IDE has no hot-plug.`, {
+        field: 'controller',
+        hint: `Use --controller scsi (or virtio), or shut the VM down first with "visor vm stop ${record.name}".`,
+      });
+    }
+    return true;
   }
 
   // ---------------------------------------------------------------- guest

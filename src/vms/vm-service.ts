@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type {
+  DiskAttachment,
   ExecResult,
   ExecSpec,
   ImageInfo,
@@ -8,6 +9,8 @@ import type {
   VmState,
   VmAction,
   VmUpdateSpec,
+  VmDiskAddInput,
+  VmDvdSpec,
   VmView,
 } from '../core/index.js';
 
@@ -45,6 +48,21 @@ export interface VmService {
   pause(ref: string): Promise<VmView>;
   resume(ref: string): Promise<VmView>;
   restart(ref: string): Promise<VmView>;
+
+  /** The VM's disks as in vm.json. */
+  listDisks(ref: string): DiskAttachment[];
+  /** Every check addDisk makes, without changing anything (the API's check before it answers). */
+  validateAddDisk(ref: string, spec: VmDiskAddInput): Promise<{ disk: DiskAttachment; create: { size: number } | null }>;
+  /**
+   * Attaches a disk: an existing file or device, or a new empty disk in the VM's folder; the
+   * first free slot when none is given. Hot-added while running (SCSI, virtio; IDE only while
+   * off); persisted in vm.json after the device change, undone if the persist fails.
+   */
+  addDisk(ref: string, spec: VmDiskAddInput): Promise<VmView>;
+  /** Detaches a disk (hot-removed while running); the file is kept. */
+  removeDisk(ref: string, diskId: string): Promise<VmView>;
+  /** Inserts an ISO into the DVD drive (live while running), or ejects it (null). */
+  setDvd(ref: string, spec: VmDvdSpec): Promise<VmView>;
 
   exec(ref: string, spec: ExecSpec, signal?: AbortSignal): Promise<ExecResult>;
   /** PNG bytes of the guest's screen. */

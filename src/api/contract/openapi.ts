@@ -12,6 +12,8 @@ const REQUESTS: Record<string, z.ZodType> = {
   DiskConvertSpec: S.DiskConvertSpec,
   DiskResizeSpec: S.DiskResizeSpec,
   DiskPathSpec: S.DiskPathSpec,
+  VmDiskAddSpec: S.VmDiskAddSpec,
+  VmDvdSpec: S.VmDvdSpec,
 };
 
 /** Responses are described as the daemon sends them (defaults filled in). */
@@ -27,6 +29,7 @@ const RESPONSES: Record<string, z.ZodType> = {
   ImageList: S.ImageList,
   ExecResult: S.ExecResult,
   DiskInfo: S.DiskInfo,
+  DiskList: S.DiskList,
   Job: S.Job,
   JobList: S.JobList,
   VisorEvent: S.VisorEvent,

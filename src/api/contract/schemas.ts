@@ -5,6 +5,9 @@ import {
   DiskNewSpec,
   DiskPathSpec,
   DiskResizeSpec,
+  DiskAttachment,
+  VmDiskAddSpec,
+  VmDvdSpec,
   ExecResult,
   ExecSpec,
   HostFacts,
@@ -20,7 +23,7 @@ import {
  * the API has (jobs, problems, events, request bodies of actions) is defined here. The OpenAPI
  * document (openapi.ts) and the daemon's request parsing both come from these.
  */
-export { DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
+export { DiskAttachment, VmDiskAddSpec, VmDvdSpec, DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
 
 export const ErrorKind = z.enum(['invalid', 'not-found', 'conflict', 'unavailable', 'cancelled', 'failed', 'bug']);
 
@@ -90,6 +93,8 @@ export type ShutdownRequest = z.infer<typeof ShutdownRequest>;
 
 export const RefParams = z.strictObject({ ref: z.string().min(1).describe('A VM name or id.') });
 export const DiskQuery = z.strictObject({ path: z.string().min(1).describe('An absolute path of a disk on the host.') });
+export const DiskList = z.array(DiskAttachment);
+export const VmDiskParams = z.strictObject({ ref: z.string().min(1).describe('A VM name or id.'), diskId: z.string().min(1).describe('The disk\'s id in the VM (disk0, disk1, ...).') });
 export const JobParams = z.strictObject({ id: z.string().min(1) });
 export const DeleteVmQuery = z.strictObject({
   force: z.enum(['true', 'false']).default('false').describe('Turn the VM off first if it is running.'),

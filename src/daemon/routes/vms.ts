@@ -1,4 +1,4 @@
-import type { ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
+import type { VmDiskAddInput, VmDvdSpec, ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
 import type { ShutdownRequest } from '../../api/contract/index.js';
 import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
 import { ok } from '../handler.js';
@@ -50,5 +50,9 @@ export const vmHandlers: HandlerTable = {
   resumeVm: async (input, s) => ok(await s.vmService.resume(ref(input))),
   restartVm: async (input, s) => ok(await s.vmService.restart(ref(input))),
   execInVm: async (input, s) => ok(await s.vmService.exec(ref(input), input.body as ExecSpec, input.signal)),
+  listVmDisks: async (input, s) => ok(s.vmService.listDisks(ref(input))),
+  addVmDisk: async (input, s) => ok(await s.vmService.addDisk(ref(input), input.body as VmDiskAddInput)),
+  removeVmDisk: async (input, s) => ok(await s.vmService.removeDisk(ref(input), input.params.diskId!)),
+  setVmDvd: async (input, s) => ok(await s.vmService.setDvd(ref(input), input.body as VmDvdSpec)),
   getVmScreenshot: async (input, s) => ({ status: 200, body: await s.vmService.screenshot(ref(input)), contentType: 'image/png' }),
 };
