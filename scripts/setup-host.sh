@@ -15,12 +15,14 @@ HOST_PACKAGES=(
   # guest image building
   syslinux syslinux-common syslinux-efi extlinux mtools dosfstools fdisk e2fsprogs
   cpio xz-utils zstd kmod binutils file
-  # tests and benchmarks
+  # tests and benchmarks: libyal's VHD/VHDX reader as an oracle; real userspace storage servers
+  # (NFS, sshfs share, iSCSI) for the remote-disk tests
   libvhdi-utils hyperfine socat iproute2 procps ca-certificates curl
+  nfs-ganesha nfs-ganesha-vfs rpcbind sshfs openssh-server openssh-client tgt fuse3
 )
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils qemu-block-extra)
 STAMP=/var/lib/visor-setup.stamp
-WANT_STAMP="v1 ${HOST_PACKAGES[*]}"
+WANT_STAMP="v2 ${HOST_PACKAGES[*]}"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && command -v qemu-system-x86_64 >/dev/null; then
   log "host packages already installed"

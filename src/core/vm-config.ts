@@ -32,12 +32,22 @@ const absolutePath = z
   .min(1)
   .refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
 
+/** Network disks QEMU's block layer opens itself (qemu-block-extra). */
+export const NETWORK_DISK_SCHEMES = ['nfs', 'iscsi', 'nbd', 'nbd+unix', 'ssh'] as const;
+const diskLocation = z
+  .string()
+  .min(1)
+  .refine((p) => p.startsWith('/') || NETWORK_DISK_SCHEMES.some((scheme) => p.startsWith(`${scheme}://`)), {
+    message: `must be an absolute path or a ${NETWORK_DISK_SCHEMES.join('/')} URL`,
+  });
+
 export const DiskAttachment = z.strictObject({
   id: z.string().min(1),
   controller: ControllerType,
   controllerNumber: z.number().int().min(0).max(3),
   location: z.number().int().min(0).max(63),
-  path: absolutePath,
+  /** A file, a host block device (pass-through), or a network disk URL. */
+  path: diskLocation,
   format: DiskFormat,
   readOnly: z.boolean().default(false),
 });
