@@ -4,4 +4,5 @@
 if [ -n "${VISOR_EXEC_STAMP:-}" ] && [ "${1:-}" != "--version" ] && [ "${1:-}" != "-version" ]; then
   echo "$EPOCHREALTIME" >> "$VISOR_EXEC_STAMP"
 fi
+[ "${1:-}" = "--stamp-only" ] && exit 0   # to time this wrapper's own start
 exec /usr/bin/qemu-system-x86_64 "$@"
