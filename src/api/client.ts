@@ -5,6 +5,7 @@ import { VisorError } from '../core/errors.js';
 import type {
   DiskAttachment,
   VmDiskAddInput,
+  VmMoveStorageInput,
   DiskConvertSpec,
   DiskInfo,
   DiskNewInput,
@@ -137,6 +138,10 @@ export class VisorClient {
   }
   exec(ref: string, spec: Partial<ExecSpec> & Pick<ExecSpec, 'command'>, signal?: AbortSignal): Promise<ExecResult> {
     return this.json('POST', `${vmPath(ref)}/exec`, { body: spec, signal });
+  }
+  /** A job whose result is the VM, its disks at their new paths. */
+  moveVmStorage(ref: string, spec: VmMoveStorageInput): Promise<VmJob> {
+    return this.json('POST', `${vmPath(ref)}/move-storage`, { body: spec });
   }
   listVmDisks(ref: string): Promise<DiskAttachment[]> {
     return this.json('GET', `${vmPath(ref)}/disks`);

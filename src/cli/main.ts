@@ -186,6 +186,15 @@ ${EXIT_CODES_HELP}`,
     run(async () => (await vmDisk()).remove),
   );
   json(vmDisks.command('list').description('the VM\'s disks').argument('<name>')).action(run(async () => (await vmDisk()).list));
+  json(
+    vms
+      .command('move-storage')
+      .description('move a VM\'s disks to another folder, live while it runs')
+      .argument('<name>')
+      .option('--to <folder>', 'the destination folder')
+      .option('--disks-only', 'move only the disks; the configuration and state stay in the VM\'s home folder')
+      .addOption(new Option('--format <format>', 'convert the disks on the way').choices(['vhdx', 'vhd', 'qcow2', 'raw'])),
+  ).action(run(async () => (await vmDisk()).moveStorage));
   const dvd = vms.command('dvd').description('a VM\'s DVD drive');
   json(dvd.command('set').description('insert an ISO (live while running)').argument('<name>').argument('<iso>')).action(
     run(async () => (await vmDisk()).dvdSet),

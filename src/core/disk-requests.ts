@@ -84,3 +84,14 @@ export type VmDiskAddInput = z.input<typeof VmDiskAddSpec>;
 /** Insert an ISO into the VM's DVD drive, or eject (null). */
 export const VmDvdSpec = z.strictObject({ iso: absolutePath.nullable() });
 export type VmDvdSpec = z.infer<typeof VmDvdSpec>;
+
+/** Move a VM's storage to another folder (live while it runs). */
+export const VmMoveStorageSpec = z.strictObject({
+  destination: absolutePath,
+  /** Move only the disks (the configuration and state stay in the VM's home folder). */
+  disksOnly: z.boolean().default(false),
+  /** Convert the disks to this format on the way (default: each keeps its own). */
+  format: DiskFormat.optional(),
+});
+export type VmMoveStorageSpec = z.infer<typeof VmMoveStorageSpec>;
+export type VmMoveStorageInput = z.input<typeof VmMoveStorageSpec>;

@@ -11,6 +11,7 @@ import type {
   VmUpdateSpec,
   VmDiskAddInput,
   VmDvdSpec,
+  VmMoveStorageInput,
   VmView,
 } from '../core/index.js';
 
@@ -63,6 +64,11 @@ export interface VmService {
   removeDisk(ref: string, diskId: string): Promise<VmView>;
   /** Inserts an ISO into the DVD drive (live while running), or ejects it (null). */
   setDvd(ref: string, spec: VmDvdSpec): Promise<VmView>;
+
+  /** Every check moveStorage makes, without changing anything. */
+  validateMoveStorage(ref: string, spec: VmMoveStorageInput): Promise<unknown>;
+  /** Live storage move of the VM's disks to a folder (a copy + switch + delete when it is off or saved). */
+  moveStorage(ref: string, spec: VmMoveStorageInput, ctx: OperationContext): Promise<VmView>;
 
   exec(ref: string, spec: ExecSpec, signal?: AbortSignal): Promise<ExecResult>;
   /** PNG bytes of the guest's screen. */

@@ -14,6 +14,7 @@ const REQUESTS: Record<string, z.ZodType> = {
   DiskPathSpec: S.DiskPathSpec,
   VmDiskAddSpec: S.VmDiskAddSpec,
   VmDvdSpec: S.VmDvdSpec,
+  VmMoveStorageSpec: S.VmMoveStorageSpec,
 };
 
 /** Responses are described as the daemon sends them (defaults filled in). */

@@ -7,6 +7,7 @@ import {
   VmDiskAddSpec,
   VmDiskParams,
   VmDvdSpec,
+  VmMoveStorageSpec,
   DiskInfo,
   DiskNewSpec,
   DiskPathSpec,
@@ -220,6 +221,10 @@ export const ROUTES: readonly RouteSpec[] = [
     params: RefParams,
     body: VmDvdSpec,
     responses: vmView,
+  },
+  {
+    ...vmAction('moveVmStorage', 'move-storage', 'Move the VM\'s disks to another folder, live while it runs (a job with progress and cancel).', true),
+    body: VmMoveStorageSpec,
   },
   {
     operationId: 'getVmScreenshot',

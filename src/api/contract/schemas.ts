@@ -8,6 +8,7 @@ import {
   DiskAttachment,
   VmDiskAddSpec,
   VmDvdSpec,
+  VmMoveStorageSpec,
   ExecResult,
   ExecSpec,
   HostFacts,
@@ -23,7 +24,7 @@ import {
  * the API has (jobs, problems, events, request bodies of actions) is defined here. The OpenAPI
  * document (openapi.ts) and the daemon's request parsing both come from these.
  */
-export { DiskAttachment, VmDiskAddSpec, VmDvdSpec, DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
+export { DiskAttachment, VmDiskAddSpec, VmDvdSpec, VmMoveStorageSpec, DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, ExecResult, ExecSpec, ImageInfo, VmCreateSpec, VmUpdateSpec, VmView };
 
 export const ErrorKind = z.enum(['invalid', 'not-found', 'conflict', 'unavailable', 'cancelled', 'failed', 'bug']);
 

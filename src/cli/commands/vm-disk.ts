@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { parseSize } from '../../api/index.js';
+import { followJob } from '../follow-job.js';
 import type { DiskAttachment, DiskFormat, VmDiskAddInput, VmView } from '../../core/index.js';
 import { withClient } from '../connect.js';
 import { EXIT } from '../exit-codes.js';
@@ -87,4 +88,17 @@ function slot(d: DiskAttachment): string {
 function whole(text: string, option: string): number {
   if (!/^\d+$/.test(text.trim())) throw usageError(`${option} must be a whole number: current value is "${text}".`);
   return Number(text);
+}
+
+export async function moveStorage(name: string, options: JsonOption & { to?: string; disksOnly?: boolean; format?: DiskFormat }): Promise<number> {
+  if (options.to === undefined) throw usageError('Give the destination folder with --to.', 'For example: visor vm move-storage web1 --to /srv/vms/web1 --disks-only');
+  const destination = resolve(options.to);
+  const vm = await withClient(async (c) =>
+    followJob<VmView>(c, await c.moveVmStorage(name, { destination, disksOnly: options.disksOnly ?? false, ...(options.format ? { format: options.format } : {}) }), {
+      quiet: options.json,
+    }),
+  );
+  if (options.json) printJson(vm);
+  else process.stdout.write(`Moved the storage of VM "${vm.config.name}" to ${destination}; it is ${vm.state}.\n`);
+  return EXIT.ok;
 }

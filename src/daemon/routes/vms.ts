@@ -1,4 +1,4 @@
-import type { VmDiskAddInput, VmDvdSpec, ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
+import type { VmDiskAddInput, VmDvdSpec, VmMoveStorageInput, ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
 import type { ShutdownRequest } from '../../api/contract/index.js';
 import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
 import { ok } from '../handler.js';
@@ -50,6 +50,13 @@ export const vmHandlers: HandlerTable = {
   resumeVm: async (input, s) => ok(await s.vmService.resume(ref(input))),
   restartVm: async (input, s) => ok(await s.vmService.restart(ref(input))),
   execInVm: async (input, s) => ok(await s.vmService.exec(ref(input), input.body as ExecSpec, input.signal)),
+  moveVmStorage: async (input, s) => {
+    const vm = s.vmService.get(ref(input));
+    const spec = input.body as VmMoveStorageInput;
+    // Bad input (no folder, a target that exists, a state that cannot move) is refused now.
+    await s.vmService.validateMoveStorage(vm.config.id, spec);
+    return accepted(s, 'vm-move-storage', vm.config.name, (ctx) => s.vmService.moveStorage(vm.config.id, spec, ctx));
+  },
   listVmDisks: async (input, s) => ok(s.vmService.listDisks(ref(input))),
   addVmDisk: async (input, s) => ok(await s.vmService.addDisk(ref(input), input.body as VmDiskAddInput)),
   removeVmDisk: async (input, s) => ok(await s.vmService.removeDisk(ref(input), input.params.diskId!)),
