@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { VisorClient } from '../../src/api/index.js';
 import type { DiskAttachment, VmView } from '../../src/core/index.js';
 import { VisorTestHost } from '../support/visor-host.js';
 
@@ -70,5 +72,37 @@ test('live storage move while the guest writes a checksummed pattern', { timeout
     assert.equal(shown.state, 'running');
     const again = await host.cli(['vm', 'exec', 'g', '--', 'sh', '-c', 'echo still-running']);
     assert.match(again.stdout, /still-running/);
+  });
+
+  await t.test('a cancelled move leaves the VM on its files, untouched, and no partial target', async () => {
+    const second = join(host.home, 'cancelled');
+    await mkdir(second);
+    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock') });
+    const onSource = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
+    const job = await client.moveVmStorage('g', { destination: second, disksOnly: true });
+    await client.cancelJob(job.id);
+    const done = await client.waitForJob(job);
+    assert.equal(done.state, 'cancelled', JSON.stringify(done.error));
+    assert.deepEqual(await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']), onSource);
+    assert.deepEqual(await readdir(second), [], 'no partial target is left');
+    const check = await host.cli(['vm', 'exec', 'g', '--timeout', '120', '--', 'sh', '-c', CHECKER]);
+    assert.match(check.stdout, /checked 320 bad 0/, check.stdout);
+    assert.equal((await host.json<VmView>(['vm', 'show', 'g'])).state, 'running');
+  });
+
+  await t.test('an off VM\'s disks are copied, switched and the old files deleted', async () => {
+    assert.equal((await host.cli(['vm', 'stop', 'g', '--force'])).code, 0);
+    const third = join(host.home, 'third');
+    await mkdir(third);
+    const onSource = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
+    const sums = await Promise.all(onSource.map(async (d) => createHash('md5').update(await readFile(d.path)).digest('hex')));
+    const moved = await host.cli(['vm', 'move-storage', 'g', '--to', third, '--disks-only']);
+    assert.equal(moved.code, 0, moved.stderr);
+    const after = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
+    for (const [i, d] of after.entries()) {
+      assert.ok(d.path.startsWith(`${third}/`), d.path);
+      assert.equal(createHash('md5').update(await readFile(d.path)).digest('hex'), sums[i], `${d.id} has the same bytes`);
+      assert.ok(await gone(onSource[i]!.path));
+    }
   });
 });
