@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VisorClient } from '../../src/api/index.js';
 import type { DiskAttachment, VmView } from '../../src/core/index.js';
@@ -88,6 +88,39 @@ test('live storage move while the guest writes a checksummed pattern', { timeout
     const check = await host.cli(['vm', 'exec', 'g', '--timeout', '120', '--', 'sh', '-c', CHECKER]);
     assert.match(check.stdout, /checked 320 bad 0/, check.stdout);
     assert.equal((await host.json<VmView>(['vm', 'show', 'g'])).state, 'running');
+  });
+
+  await t.test('a daemon killed mid-move leaves the VM running from one consistent place, and the move can be retried', async () => {
+    const fourth = join(host.home, 'killed');
+    await mkdir(fourth);
+    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock') });
+    const onSource = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
+    const recordFile = join(host.home, 'vms', vm.config.id, 'storage-move.json');
+    await client.moveVmStorage('g', { destination: fourth, disksOnly: true });
+    for (let i = 0; i < 2000; i++) {
+      if (await access(recordFile).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await host.killDaemon();
+    await host.startDaemon();
+    const shown = await host.json<VmView>(['vm', 'show', 'g']);
+    assert.equal(shown.state, 'running');
+    assert.ok(await gone(recordFile), 'the move record is settled');
+    const now = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
+    const finished = now.every((d) => d.path.startsWith(`${fourth}/`));
+    const rolledBack = JSON.stringify(now) === JSON.stringify(onSource);
+    assert.ok(finished || rolledBack, `one consistent place: ${JSON.stringify(now)}`);
+    for (const [i, d] of now.entries()) {
+      const other = finished ? onSource[i]!.path : join(fourth, d.path.split('/').pop()!);
+      assert.ok(await gone(other), `the file the VM does not use is gone: ${other}`);
+    }
+    const check = await host.cli(['vm', 'exec', 'g', '--timeout', '120', '--', 'sh', '-c', CHECKER]);
+    assert.match(check.stdout, /checked 320 bad 0/, check.stdout);
+    if (rolledBack) {
+      const retried = await host.cli(['vm', 'move-storage', 'g', '--to', fourth, '--disks-only']);
+      assert.equal(retried.code, 0, retried.stderr);
+    }
+    t.diagnostic(`the killed move was ${finished ? 'finished' : 'rolled back'} by recovery`);
   });
 
   await t.test('an off VM\'s disks are copied, switched and the old files deleted', async () => {
