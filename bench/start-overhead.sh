@@ -39,10 +39,19 @@ exec "$wait_serial" "$rundir/serial.log" VISOR-GUEST-READY
 SH
 chmod +x "$BENCH_TMP"/*.sh
 
-hyperfine -N --runs "$runs" --export-json "$BENCH_TMP/start.json" \
-  --prepare "sh -c '\"$VISOR\" vm stop so --force >/dev/null 2>&1; $BENCH_TMP/stop-by-hand.sh'" \
-  -n 'visor vm start' "$BENCH_TMP/visor-start.sh" \
-  -n 'same QEMU by hand' "$BENCH_TMP/by-hand.sh" >&2
-"$BENCH_TMP/stop-by-hand.sh"
-ours=$(median "$BENCH_TMP/start.json" 0); base=$(median "$BENCH_TMP/start.json" 1)
+# Alternate the two (A B A B ...) so a drift in the machine's load hits both alike.
+stop_all() { "$VISOR" vm stop so --force >/dev/null 2>&1 || true; "$BENCH_TMP/stop-by-hand.sh"; }
+: > "$BENCH_TMP/a.txt"; : > "$BENCH_TMP/b.txt"
+for i in $(seq 1 "$runs"); do
+  for which in a b; do
+    stop_all
+    script="$BENCH_TMP/visor-start.sh"; [ "$which" = b ] && script="$BENCH_TMP/by-hand.sh"
+    t0=$EPOCHREALTIME; "$script"; t1=$EPOCHREALTIME
+    node -e 'console.log(+process.argv[2] - +process.argv[1])' "$t0" "$t1" >> "$BENCH_TMP/$which.txt"
+  done
+  echo "round $i: visor $(tail -1 "$BENCH_TMP/a.txt") s, by hand $(tail -1 "$BENCH_TMP/b.txt") s" >&2
+done
+stop_all
+stats() { node -e 'const x=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").map(Number).sort((a,b)=>a-b);const m=x.length%2?x[(x.length-1)/2]:(x[x.length/2-1]+x[x.length/2])/2;console.log(m)' "$1"; }
+ours=$(stats "$BENCH_TMP/a.txt"); base=$(stats "$BENCH_TMP/b.txt")
 echo "start-overhead: visor vm start → ready median $(ms "$ours") ms; same QEMU by hand $(ms "$base") ms; ratio $(ratio "$ours" "$base") (goal <= 1.02)"
