@@ -50,7 +50,7 @@ dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i3
 for attempt in 1 2 3 4 5; do
   if apt-get update -q >/tmp/visor-apt-update.log 2>&1; then break; fi
   log "apt-get update failed (attempt $attempt); retrying"
-  sleep $((attempt * 3))
+  sleep 2
 done
 for pkg in "${HOST_PACKAGES[@]}" linux-image-amd64 linux-image-686 busybox-static:i386 qemu-guest-agent:i386; do
   policy=$(apt-cache policy "$pkg" 2>/dev/null || true)   # grep -q on a pipe would SIGPIPE apt-cache
