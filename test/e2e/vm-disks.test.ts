@@ -78,6 +78,10 @@ test('disks on IDE, SCSI and virtio; SCSI hot-add and remove; DVD eject and inse
     assert.match(seen, /^sd\w+ 6144 VISOR-IDE-01/m);
     assert.match(seen, /^vd\w+ 10240 VISOR-VIO-01/m);
     assert.match(seen, /^sd\w+ 14336 VISOR-SCS-01/m);
+    // A disk a running VM uses is not touched by disk operations.
+    const busy = await host.cli(['disk', 'resize', p('virtio.qcow2'), '--size', '16M']);
+    assert.equal(busy.code, 4, busy.stderr);
+    assert.match(busy.stderr, /VM "g" is running/);
   });
 
   let hot = '';
