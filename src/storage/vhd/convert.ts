@@ -4,13 +4,14 @@
  * left as holes, so raw output is sparse; allocated blocks that sit back to back in the file are
  * read in one large read (bitmaps and all) and several reads are in flight at once.
  */
-import { open as openFile, unlink, type FileHandle } from 'node:fs/promises';
+import { open as openFile, unlink } from 'node:fs/promises';
 import { cancelled } from '../../core/errors.js';
 import type { OperationContext } from '../../core/progress.js';
 import { createVhd, DEFAULT_BLOCK_SIZE } from './create.js';
 import { inFile, vhdError } from './errors.js';
 import { KiB, MiB, SECTOR_SIZE } from './layout.js';
 import { VhdFile } from './vhd-file.js';
+import { writeAll } from '../file-io.js';
 
 /** Bytes per read; several are in flight (libuv's pool has 4 threads). */
 const CHUNK = Number(process.env['VISOR_VHD_CHUNK_MIB'] ?? 8) * MiB;
@@ -87,10 +88,6 @@ async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => 
   if (start >= 0) await write(start, buf.length);
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
-}
 
 export interface ConvertOptions {
   /** fdatasync the output before returning (default false, like `qemu-img convert`). */

@@ -13,6 +13,7 @@ import { encodeFooter, FOOTER_SIZE, geometrySize, parseFooter, type ChsGeometry,
 import { alignUp, SECTOR_SIZE } from './layout.js';
 import { checkLocatorEntry, decodeLocator, locatorExtent, parentCandidates, PLATFORM_NONE, type ParentLocator } from './parent-locator.js';
 import { bitmapSize, runLength, setBits, testBit } from './sector-bitmap.js';
+import { readInto, readExactly, writeAll } from '../file-io.js';
 
 /**
  * Differencing writes copy up whole 4 KiB units (8 sectors, one bitmap byte). The spec allows
@@ -606,29 +607,5 @@ async function openParent(childReal: string, header: DynamicHeader, locators: re
   );
 }
 
-async function readInto(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) {
-      buf.fill(0, done);
-      return;
-    }
-    done += bytesRead;
-  }
-}
 
-/** Reads `length` bytes at `position` into a buffer of `size` (zeros past `length` or the file's end). */
-async function readExactly(fh: FileHandle, position: number, length: number, size = length): Promise<Buffer> {
-  const buf = Buffer.alloc(size);
-  if (length > 0) await readInto(fh, buf.subarray(0, length), position);
-  return buf;
-}
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}

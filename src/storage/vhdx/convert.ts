@@ -3,7 +3,7 @@
  * standalone VHDX. Unallocated blocks are skipped and all-zero runs are left as holes, so the
  * output is sparse; reads are large and several are in flight at once.
  */
-import { open as openFile, unlink, type FileHandle } from 'node:fs/promises';
+import { open as openFile, unlink } from 'node:fs/promises';
 import { cancelled } from '../../core/errors.js';
 import type { OperationContext } from '../../core/progress.js';
 import { PAYLOAD_BLOCK_FULLY_PRESENT } from './bat.js';
@@ -11,6 +11,7 @@ import { createVhdx } from './create.js';
 import { inFile } from './errors.js';
 import { KiB, MiB } from './layout.js';
 import { VhdxFile } from './vhdx-file.js';
+import { writeAll } from '../file-io.js';
 
 /**
  * Bytes per request and requests in flight: qemu-img's own choice (2 MiB, 8). On an idle
@@ -63,10 +64,6 @@ function* pieces(file: VhdxFile): Generator<Piece> {
   if (run) yield run;
 }
 
-async function writeAll(out: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) done += (await out.write(data, done, data.length - done, position + done)).bytesWritten;
-}
 
 /** Calls `write(offset, length)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
 async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {

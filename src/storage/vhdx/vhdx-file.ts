@@ -48,6 +48,7 @@ import {
   type RegionTable,
 } from './region-table.js';
 import { bitmapBitIndex, runLength, setBits, testBit } from './sector-bitmap.js';
+import { readInto, readExactly, writeAll } from '../file-io.js';
 
 /** Deeper chains than this are refused: Hyper-V checkpoint trees stay far below it. */
 export const MAX_CHAIN_DEPTH = 64;
@@ -967,30 +968,6 @@ async function replayOnDisk(
   return { header: current, slot: currentSlot };
 }
 
-async function readInto(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) {
-      buf.fill(0, done);
-      return;
-    }
-    done += bytesRead;
-  }
-}
 
-/** Reads `length` bytes at `position` (into a buffer of `size`, zero past `length`). */
-async function readExactly(fh: FileHandle, position: number, length: number, size = length): Promise<Buffer> {
-  const buf = Buffer.alloc(size);
-  if (length > 0) await readInto(fh, buf.subarray(0, length), position);
-  return buf;
-}
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
 

@@ -1,0 +1,30 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/**
+ * Positional file I/O that always moves every byte: a short read or write is continued, and a
+ * read past the end of the file gives zeros (a disk image's unwritten tail reads as zeros).
+ * Shared by the VHD and VHDX libraries.
+ */
+export async function readInto(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) {
+      buf.fill(0, done);
+      return;
+    }
+    done += bytesRead;
+  }
+}
+
+/** Reads `length` bytes at `position` into a buffer of `size` (zeros past `length` or the file's end). */
+export async function readExactly(fh: FileHandle, position: number, length: number, size = length): Promise<Buffer> {
+  const buf = Buffer.alloc(size);
+  if (length > 0) await readInto(fh, buf.subarray(0, length), position);
+  return buf;
+}
+
+export async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
+}
