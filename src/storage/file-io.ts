@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { VisorError } from '../core/index.js';
 
 /**
  * Positional file I/O that always moves every byte: a short read or write is continued, and a
@@ -27,4 +28,22 @@ export async function readExactly(fh: FileHandle, position: number, length: numb
 export async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) done += (await fh.write(data, done, data.length - done, position + done)).bytesWritten;
+}
+
+/**
+ * Adds a file's path to a VisorError raised while handling it (once); wraps anything else as an
+ * I/O failure with `ioCode`.
+ */
+export function errorInFile(path: string, error: unknown, ioCode: string): VisorError {
+  if (error instanceof VisorError) {
+    if (error.details?.['path'] !== undefined) return error;
+    return new VisorError(error.kind, error.code, `${path}: ${error.message}`, {
+      field: error.field,
+      hint: error.hint,
+      details: { ...error.details, path },
+      cause: error.cause,
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new VisorError('failed', ioCode, `${path}: ${message}`, { field: 'path', details: { path }, cause: error });
 }

@@ -4,6 +4,7 @@
  * read or write is the outside world (`failed`); a write on a read-only open is `conflict`.
  */
 import { VisorError, type ErrorKind } from '../../core/errors.js';
+import { errorInFile } from '../file-io.js';
 
 export type VhdErrorCode =
   | 'vhd-not-found' //              no file at the path given
@@ -54,17 +55,7 @@ export function vhdError(code: VhdErrorCode, message: string, details?: Record<s
 
 /** Adds the file's path to a VisorError raised while handling `path`; wraps anything else. */
 export function inFile(path: string, error: unknown): VisorError {
-  if (error instanceof VisorError) {
-    if (error.details?.['path'] !== undefined) return error;
-    return new VisorError(error.kind, error.code, `${path}: ${error.message}`, {
-      field: error.field,
-      hint: error.hint,
-      details: { ...error.details, path },
-      cause: error.cause,
-    });
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new VisorError('failed', 'vhd-io-failed', `${path}: ${message}`, { field: 'path', details: { path }, cause: error });
+  return errorInFile(path, error, 'vhd-io-failed');
 }
 
 /** Formats a number the way messages quote values: decimal and, when large, hex. */
