@@ -2,10 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { DiskAttachment, VmView } from '../../src/core/index.js';
 import { VisorTestHost, eventually } from '../support/visor-host.js';
 
 const MiB = 1024 * 1024;
+const run = promisify(execFile);
 
 /**
  * A VM's disks and DVD through the CLI, on one booted guest: disks on IDE, SCSI and virtio
@@ -100,6 +103,22 @@ test('disks on IDE, SCSI and virtio; SCSI hot-add and remove; DVD eject and inse
     assert.ok(await stat(p('hot.vhdx')), 'the file is kept');
     const listed = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
     assert.ok(!listed.some((d) => d.id === hot));
+  });
+
+  await t.test('a host block device is passed through (hot-added on SCSI), and refused without --passthrough', { skip: process.getuid?.() === 0 ? false : 'needs root for losetup' }, async () => {
+    await markedRaw('pass.raw', 'VISOR-PTH-01', 10 * MiB);
+    const loop = (await run('losetup', ['-f', '--show', p('pass.raw')])).stdout.trim();
+    t.after(() => run('losetup', ['-d', loop]).then(() => undefined, () => undefined));
+    const plain = await host.cli(['vm', 'disk', 'add', 'g', '--path', loop]);
+    assert.equal(plain.code, 2, plain.stderr);
+    assert.match(plain.stderr, /--passthrough/);
+    const added = await host.json<DiskAttachment>(['vm', 'disk', 'add', 'g', '--path', loop, '--passthrough']);
+    assert.equal(added.format, 'raw');
+    await eventually(async () => (/ 20480 VISOR-PTH-01/.test(await guestDisks()) ? true : undefined), 'the pass-through disk in the guest', 30_000);
+    const twice = await host.cli(['vm', 'disk', 'add', 'g', '--path', loop, '--passthrough']);
+    assert.equal(twice.code, 4, twice.stderr);
+    assert.equal((await host.cli(['vm', 'disk', 'remove', 'g', added.id])).code, 0);
+    await eventually(async () => (/VISOR-PTH-01/.test(await guestDisks()) ? undefined : true), 'the pass-through disk to leave the guest', 30_000);
   });
 
   await t.test('the DVD is inserted, ejected and inserted again while running', async () => {
