@@ -17,18 +17,26 @@ visor="$root/bin/visor"
 ln -sf "$visor" /usr/local/bin/visor 2>/dev/null || true
 mkdir -p "$VISOR_HOME" "$VISOR_RUN"
 
-if ! "$visor" host info --json >/dev/null 2>&1 || ! curl -fsS -o /dev/null "http://$listen/healthz" 2>/dev/null; then
-  if "$visor" host info --json >/dev/null 2>&1; then
-    log "a daemon without the web endpoint runs; restarting it with --listen $listen (VMs keep running)"
-    pkill -TERM -f "visor(d)? daemon" || true
-    sleep 1
+daemon_pid() {
+  curl -fsS --unix-socket "$VISOR_RUN/visord.sock" http://visord/v1/daemon 2>/dev/null |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).pid)}catch{}})'
+}
+web_up() { curl -fsS -o /dev/null "http://$listen/" 2>/dev/null; }
+
+if ! web_up; then
+  pid=$(daemon_pid || true)
+  if [ -n "$pid" ]; then
+    log "a daemon without the web endpoint runs (pid $pid); restarting it with --listen $listen (VMs keep running)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   log "starting visord (web endpoint on http://$listen)"
   setsid "$visor" daemon --listen "$listen" >>"$VISOR_RUN/visord.log" 2>&1 < /dev/null &
   for _ in $(seq 1 100); do
-    "$visor" host info --json >/dev/null 2>&1 && break
+    web_up && break
     sleep 0.1
   done
+  web_up || { log "visord did not come up; see $VISOR_RUN/visord.log"; tail -5 "$VISOR_RUN/visord.log" >&2; exit 1; }
 fi
 
 if ! "$visor" vm show demo --json >/dev/null 2>&1; then
