@@ -1,5 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import type { WebSocket } from 'ws';
+import type * as WsModule from 'ws';
 // Imported past core's index on purpose: core/index.js loads zod (~55 ms), the CLI must not.
 import { VisorError } from '../core/errors.js';
 import type {
@@ -27,6 +29,11 @@ export interface VisorClientOptions {
   /** Or TCP: http://127.0.0.1:7380, with `token`. */
   url?: string;
   token?: string;
+  /**
+   * Seconds a job route may hold its answer until the job ends (`Prefer: wait=N`): a quick job
+   * then comes back finished, with no event stream to open. 0 turns it off. Default 1.
+   */
+  preferWaitSeconds?: number;
 }
 
 export interface RawResponse {
@@ -69,12 +76,14 @@ export class VisorClient {
   private readonly socketPath: string | undefined;
   private readonly base: URL | undefined;
   private readonly token: string | undefined;
+  private readonly preferWaitSeconds: number;
 
   constructor(options: VisorClientOptions) {
     if (!options.socketPath && !options.url) throw new VisorError('bug', 'client-options', 'VisorClient needs socketPath or url.');
     this.socketPath = options.socketPath;
     this.base = options.url ? new URL(options.url) : undefined;
     this.token = options.token;
+    this.preferWaitSeconds = options.preferWaitSeconds ?? 1;
   }
 
   /** Where this client connects, for messages. */
@@ -203,6 +212,11 @@ export class VisorClient {
    */
   async waitForJob<J extends Job>(job: J | string, options: WaitOptions = {}): Promise<J> {
     const id = typeof job === 'string' ? job : job.id;
+    // A job that came back finished (Prefer: wait) needs no event stream.
+    if (typeof job !== 'string' && FINISHED.has(job.state)) {
+      options.onUpdate?.(job);
+      return job;
+    }
     let settle: (job: J) => void = () => undefined;
     let fail: (error: unknown) => void = () => undefined;
     const finished = new Promise<J>((resolve, reject) => {
@@ -278,6 +292,7 @@ export class VisorClient {
       headers['content-length'] = String(payload.length);
     }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (method === 'POST' && this.preferWaitSeconds > 0) headers.prefer = `wait=${this.preferWaitSeconds}`;
     return new Promise<RawResponse>((resolve, reject) => {
       const req = httpRequest(
         this.socketPath
@@ -310,7 +325,8 @@ export class VisorClient {
   }
 
   private async webSocket(path: string): Promise<WebSocket> {
-    const { WebSocket } = await import('ws');
+    // ws is CommonJS: require() skips the ESM loader's CJS export scan.
+    const { WebSocket } = createRequire(import.meta.url)('ws') as typeof WsModule;
     const address = this.socketPath ? `ws+unix://${this.socketPath}:${path}` : `${this.base!.origin.replace(/^http/, 'ws')}${path}`;
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;

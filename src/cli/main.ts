@@ -3,7 +3,11 @@
  * so a round trip stays well under 150 ms: commands load their code when they run.
  */
 import { pathToFileURL } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import type * as CommanderModule from 'commander';
+// commander is CommonJS: require() skips the ESM loader's CJS export scan (~20 ms a run).
+const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof CommanderModule;
+type Command = CommanderModule.Command;
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { reportError } from './output.js';
 

@@ -5,6 +5,7 @@ import type { VmService } from '../vms/index.js';
 import type { JobManager } from '../jobs/index.js';
 import { EventHub } from './event-hub.js';
 import type { Answer, Handler, HandlerTable, Input, Services, SocketHandler } from './handler.js';
+import { preferWaitMs } from './handler.js';
 import { toProblem, toVisorError } from './problem.js';
 import { readJsonBody } from './request-body.js';
 import { hostHandlers } from './routes/host.js';
@@ -115,6 +116,7 @@ export function buildApp(options: AppOptions): App {
       if (!res.writableFinished) gone.abort();
     });
     input.signal = gone.signal;
+    input.preferWaitMs = preferWaitMs(req.headers.prefer);
     const answer: Answer = await (handler as Handler)(input, services);
     const headers: Record<string, string | number> = { ...answer.headers };
     if (answer.status === 204 || answer.body === undefined) {
@@ -187,5 +189,5 @@ function parseInput(route: RouteSpec, rawParams: Record<string, string>, rawQuer
     }
     body = parseOrThrow(route.body, rawBody ?? {});
   }
-  return { params: params as Record<string, string>, query: query as Record<string, unknown>, body, signal: new AbortController().signal };
+  return { params: params as Record<string, string>, query: query as Record<string, unknown>, body, signal: new AbortController().signal, preferWaitMs: 0 };
 }

@@ -51,7 +51,7 @@ export function createUpgradeHandler(
         raw[name] = decodeURIComponent(match.m![i + 1]!);
       });
       const params = match.r.route.params ? (parseOrThrow(match.r.route.params, raw) as Record<string, string>) : {};
-      const input: Input = { params, query: {}, body: undefined, signal: new AbortController().signal };
+      const input: Input = { params, query: {}, body: undefined, signal: new AbortController().signal, preferWaitMs: 0 };
       await match.r.handler.check(input, services);
       if (closed) throw new VisorError('unavailable', 'daemon-closing', 'The daemon is closing.');
       if (!server) {

@@ -61,7 +61,10 @@ export interface RouteSpec {
 
 export const API_PREFIX = '/v1';
 
-const jobAccepted = { 202: { description: 'Accepted: the operation runs as a job; follow it at /v1/jobs/{id}.', schema: Job } };
+const jobAccepted = {
+  200: { description: 'The job, finished within the wait the client asked for with `Prefer: wait=N` (RFC 7240).', schema: Job },
+  202: { description: 'Accepted: the operation runs as a job; follow it at /v1/jobs/{id}.', schema: Job },
+};
 const vmView = { 200: { description: 'The VM after the change.', schema: VmView } };
 
 const vmAction = (operationId: string, action: string, summary: string, async: boolean): RouteSpec => ({

@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { VisorError } from '../../core/index.js';
-import type { DiskConvertSpec, DiskInfo, DiskNewSpec, DiskPathSpec, DiskResizeSpec, OperationContext } from '../../core/index.js';
+import type { DiskConvertSpec, DiskNewSpec, DiskPathSpec, DiskResizeSpec } from '../../core/index.js';
 import {
   inspectDisk,
   prepareCompactDisk,
@@ -11,8 +11,8 @@ import {
   prepareResizeDisk,
 } from '../../storage/index.js';
 import type { DiskWork } from '../../storage/index.js';
-import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
-import { ok } from '../handler.js';
+import type { Handler, HandlerTable, Services } from '../handler.js';
+import { acceptJob, ok } from '../handler.js';
 
 /**
  * `/v1/disks/...`: disk files at rest. Every check (the body, the files, whether a VM that is
@@ -25,14 +25,10 @@ function diskJob<S>(kind: string, pathOf: (spec: S) => string, prepare: (spec: S
     const path = pathOf(spec);
     if (touches === 'chain') await refuseIfInUse(s, path);
     const work = await prepare(spec);
-    return accepted(s, kind, path, work);
+    return acceptJob(s, input, { kind, target: path, work });
   };
 }
 
-function accepted(s: Services, kind: string, target: string, work: (ctx: OperationContext) => Promise<DiskInfo>): Answer {
-  const job = s.jobs.run(kind, target, work);
-  return { status: 202, body: job, headers: { location: `/v1/jobs/${job.id}` } };
-}
 
 /** Refuses when a VM that is not off (running, paused, saved...) has the disk, or a file of its chain, attached. */
 async function refuseIfInUse(s: Services, path: string): Promise<void> {

@@ -1,13 +1,7 @@
 import type { VmDiskAddInput, VmDvdSpec, VmMoveStorageInput, ExecSpec, OperationContext, VmAction, VmCreateSpec, VmUpdateSpec, VmView } from '../../core/index.js';
 import type { ShutdownRequest } from '../../api/contract/index.js';
-import type { Answer, Handler, HandlerTable, Services } from '../handler.js';
-import { ok } from '../handler.js';
-
-/** Runs a VM operation as a job and answers 202 with it. */
-function accepted(s: Services, kind: string, target: string, work: (ctx: OperationContext) => Promise<VmView>): Answer {
-  const job = s.jobs.run(kind, target, work);
-  return { status: 202, body: job, headers: { location: `/v1/jobs/${job.id}` } };
-}
+import type { Handler, HandlerTable, Services } from '../handler.js';
+import { acceptJob, ok } from '../handler.js';
 
 /** The VM must exist before a job is made for it; the job works on its id (names can change). */
 function vmJob(
@@ -19,7 +13,7 @@ function vmJob(
     const vm = s.vmService.get(input.params.ref!);
     // An illegal transition is refused now (409), not as a failed job.
     s.vmService.checkAction(vm.config.id, action);
-    return accepted(s, kind, vm.config.name, (ctx) => work(s, vm.config.id, input, ctx));
+    return acceptJob(s, input, { kind, target: vm.config.name, work: (ctx) => work(s, vm.config.id, input, ctx) });
   };
 }
 
@@ -32,7 +26,7 @@ export const vmHandlers: HandlerTable = {
     const spec = input.body as VmCreateSpec;
     // Bad input is refused now (4xx), not as a failed job.
     await s.vmService.validateCreate(spec);
-    return accepted(s, 'vm-create', spec.name, (ctx) => s.vmService.create(spec, ctx));
+    return acceptJob(s, input, { kind: 'vm-create', target: spec.name, work: (ctx) => s.vmService.create(spec, ctx) });
   },
   updateVm: async (input, s) => ok(await s.vmService.update(ref(input), input.body as VmUpdateSpec)),
   deleteVm: async (input, s) => {
@@ -55,7 +49,7 @@ export const vmHandlers: HandlerTable = {
     const spec = input.body as VmMoveStorageInput;
     // Bad input (no folder, a target that exists, a state that cannot move) is refused now.
     await s.vmService.validateMoveStorage(vm.config.id, spec);
-    return accepted(s, 'vm-move-storage', vm.config.name, (ctx) => s.vmService.moveStorage(vm.config.id, spec, ctx));
+    return acceptJob(s, input, { kind: 'vm-move-storage', target: vm.config.name, work: (ctx) => s.vmService.moveStorage(vm.config.id, spec, ctx) });
   },
   listVmDisks: async (input, s) => ok(s.vmService.listDisks(ref(input))),
   addVmDisk: async (input, s) => ok(await s.vmService.addDisk(ref(input), input.body as VmDiskAddInput)),
