@@ -211,6 +211,21 @@ test('bad creates are refused before a job is made', async () => {
   assert.deepEqual((await inject({ method: 'GET', url: '/v1/jobs' })).json(), []);
 });
 
+test('Prefer: wait answers a quick job finished (200); without it the job is 202 Accepted', async () => {
+  const waited = await inject({ method: 'POST', url: '/v1/vms', headers: { prefer: 'wait=10' }, payload: { name: 'quick1', startupMemory: 64 * MiB } });
+  assert.equal(waited.statusCode, 200);
+  assert.equal(waited.headers['preference-applied'], 'wait');
+  const job = waited.json() as { id: string; state: string; result: { config: { name: string } } };
+  assert.equal(job.state, 'succeeded');
+  assert.equal(job.result.config.name, 'quick1');
+  assert.equal(waited.headers.location, `/v1/jobs/${job.id}`);
+  const plain = await inject({ method: 'POST', url: '/v1/vms', payload: { name: 'quick2', startupMemory: 64 * MiB } });
+  assert.equal(plain.statusCode, 202);
+  await service.delete('quick1', { force: false });
+  await jobs.wait((plain.json() as { id: string }).id);
+  await service.delete('quick2', { force: false });
+});
+
 test('TCP needs the bearer token; the token file is private', async () => {
   const tcp = daemon.tcpAddress!;
   const url = `http://${tcp.host}:${tcp.port}`;
