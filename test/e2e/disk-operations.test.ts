@@ -80,7 +80,8 @@ test('visor disk: new, inspect, convert a chain, resize, merge, compact; bad inp
     const chunk = Buffer.alloc(16 * MiB, 0x5a);
     for (let i = 0; i < 48; i++) await fh.write(chunk, 0, chunk.length, i * chunk.length);
     await fh.close();
-    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock') });
+    // No Prefer: wait: the test cancels or kills the job while it runs.
+    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock'), preferWaitSeconds: 0 });
     const job = await client.convertDisk({ path: p('big.raw'), destination: p('big.vhdx'), format: 'vhdx' });
     await client.cancelJob(job.id);
     const done = await client.waitForJob(job);

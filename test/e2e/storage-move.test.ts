@@ -77,7 +77,8 @@ test('live storage move while the guest writes a checksummed pattern', { timeout
   await t.test('a cancelled move leaves the VM on its files, untouched, and no partial target', async () => {
     const second = join(host.home, 'cancelled');
     await mkdir(second);
-    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock') });
+    // No Prefer: wait: the test cancels or kills the job while it runs.
+    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock'), preferWaitSeconds: 0 });
     const onSource = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
     const job = await client.moveVmStorage('g', { destination: second, disksOnly: true });
     await client.cancelJob(job.id);
@@ -93,7 +94,8 @@ test('live storage move while the guest writes a checksummed pattern', { timeout
   await t.test('a daemon killed mid-move leaves the VM running from one consistent place, and the move can be retried', async () => {
     const fourth = join(host.home, 'killed');
     await mkdir(fourth);
-    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock') });
+    // No Prefer: wait: the test cancels or kills the job while it runs.
+    const client = new VisorClient({ socketPath: join(host.run, 'visord.sock'), preferWaitSeconds: 0 });
     const onSource = await host.json<DiskAttachment[]>(['vm', 'disk', 'list', 'g']);
     const recordFile = join(host.home, 'vms', vm.config.id, 'storage-move.json');
     await client.moveVmStorage('g', { destination: fourth, disksOnly: true });
