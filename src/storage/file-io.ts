@@ -47,3 +47,22 @@ export function errorInFile(path: string, error: unknown, ioCode: string): Visor
   const message = error instanceof Error ? error.message : String(error);
   return new VisorError('failed', ioCode, `${path}: ${message}`, { field: 'path', details: { path }, cause: error });
 }
+
+/** The granularity at which conversions skip zeros: a 64 KiB run of zeros stays a hole. */
+export const ZERO_GRAIN = 64 * 1024;
+const ZERO_GRAIN_BUFFER = Buffer.alloc(ZERO_GRAIN);
+
+/** Calls `write(from, to)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
+export async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
+  let start = -1;
+  for (let i = 0; i < buf.length; i += ZERO_GRAIN) {
+    const end = Math.min(i + ZERO_GRAIN, buf.length);
+    const zero = buf.compare(ZERO_GRAIN_BUFFER, 0, end - i, i, end) === 0;
+    if (!zero && start < 0) start = i;
+    if (zero && start >= 0) {
+      await write(start, i);
+      start = -1;
+    }
+  }
+  if (start >= 0) await write(start, buf.length);
+}

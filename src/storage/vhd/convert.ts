@@ -9,15 +9,14 @@ import { cancelled } from '../../core/errors.js';
 import type { OperationContext } from '../../core/progress.js';
 import { createVhd, DEFAULT_BLOCK_SIZE } from './create.js';
 import { inFile, vhdError } from './errors.js';
-import { KiB, MiB, SECTOR_SIZE } from './layout.js';
+import { MiB, SECTOR_SIZE } from './layout.js';
 import { VhdFile } from './vhd-file.js';
-import { writeAll } from '../file-io.js';
+import { ZERO_GRAIN, forNonZeroRuns, writeAll } from '../file-io.js';
 
 /** Bytes per read; several are in flight (libuv's pool has 4 threads). */
 const CHUNK = Number(process.env['VISOR_VHD_CHUNK_MIB'] ?? 8) * MiB;
 const IN_FLIGHT = Number(process.env['VISOR_VHD_IN_FLIGHT'] ?? 4);
-/** Runs of zeros at least this long become holes in the output (qemu-img's default is 4 KiB). */
-const ZERO_GRAIN = 64 * KiB;
+/** Zeros to compare whole parts against (runs of ZERO_GRAIN zeros become holes in the output). */
 const ZEROS = Buffer.alloc(Math.max(CHUNK, ZERO_GRAIN));
 const PROGRESS_INTERVAL_MS = 100;
 
@@ -72,22 +71,6 @@ function* pieces(file: VhdFile): Generator<Piece> {
   }
   yield* flush();
 }
-
-/** Calls `write(from, to)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
-async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
-  let start = -1;
-  for (let i = 0; i < buf.length; i += ZERO_GRAIN) {
-    const end = Math.min(i + ZERO_GRAIN, buf.length);
-    const zero = buf.compare(ZEROS, 0, end - i, i, end) === 0;
-    if (!zero && start < 0) start = i;
-    if (zero && start >= 0) {
-      await write(start, i);
-      start = -1;
-    }
-  }
-  if (start >= 0) await write(start, buf.length);
-}
-
 
 export interface ConvertOptions {
   /** fdatasync the output before returning (default false, like `qemu-img convert`). */

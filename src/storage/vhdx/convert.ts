@@ -9,9 +9,9 @@ import type { OperationContext } from '../../core/progress.js';
 import { PAYLOAD_BLOCK_FULLY_PRESENT } from './bat.js';
 import { createVhdx } from './create.js';
 import { inFile } from './errors.js';
-import { KiB, MiB } from './layout.js';
+import { MiB } from './layout.js';
 import { VhdxFile } from './vhdx-file.js';
-import { writeAll } from '../file-io.js';
+import { forNonZeroRuns, writeAll } from '../file-io.js';
 
 /**
  * Bytes per request and requests in flight: qemu-img's own choice (2 MiB, 8). On an idle
@@ -22,9 +22,6 @@ import { writeAll } from '../file-io.js';
  */
 const CHUNK = Math.max(0.0625, Number(process.env['VISOR_VHDX_CHUNK_MIB'] ?? 2)) * MiB;
 const IN_FLIGHT = Math.max(1, Number(process.env['VISOR_VHDX_IN_FLIGHT'] ?? 8));
-/** Runs of zeros at least this long become holes in the output. */
-const ZERO_GRAIN = 64 * KiB;
-const ZEROS = Buffer.alloc(CHUNK);
 
 interface Piece {
   readonly position: number;
@@ -62,22 +59,6 @@ function* pieces(file: VhdxFile): Generator<Piece> {
     }
   }
   if (run) yield run;
-}
-
-
-/** Calls `write(offset, length)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
-async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
-  let start = -1;
-  for (let i = 0; i < buf.length; i += ZERO_GRAIN) {
-    const end = Math.min(i + ZERO_GRAIN, buf.length);
-    const zero = buf.compare(ZEROS, 0, end - i, i, end) === 0;
-    if (!zero && start < 0) start = i;
-    if (zero && start >= 0) {
-      await write(start, i);
-      start = -1;
-    }
-  }
-  if (start >= 0) await write(start, buf.length);
 }
 
 export interface ConvertOptions {
