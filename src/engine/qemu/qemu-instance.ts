@@ -3,6 +3,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VisorError, cancelled, quietContext } from '../../core/index.js';
 import type { DiskAttachment, OperationContext } from '../../core/index.js';
+import { raceSignal } from './deadline.js';
 import type { WaitOptions } from './deadline.js';
 import { ENGINE_ERROR_CODES } from './engine-errors.js';
 import { pollUntil } from './poll.js';
@@ -192,22 +193,7 @@ export class QemuInstance implements Disposable, HotplugTarget, MoveTarget {
    */
   async waitForExit(signal?: AbortSignal): Promise<VmExit> {
     const exit = this.#exit ?? this.#watchExit();
-    if (!signal) return exit;
-    if (signal.aborted) throw signal.reason;
-    return new Promise<VmExit>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason as Error);
-      signal.addEventListener('abort', onAbort, { once: true });
-      exit.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error as Error);
-        },
-      );
-    });
+    return signal ? raceSignal(exit, signal) : exit;
   }
 
   /** Closes our QMP connections (QEMU's and the storage daemon's). The VM runs on. */
