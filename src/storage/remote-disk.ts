@@ -71,7 +71,7 @@ export async function probeRemoteDisk(
     throw new VisorError('unavailable', REMOTE_DISK_ERROR_CODES.unreachable, `Could not open "${url}": ${stderr || 'no answer'}.`, {
       field,
       cause: error,
-      hint: HINTS[location.kind],
+      hint: location.kind === 'ssh' ? sshHint(stderr) : HINTS[location.kind],
     });
   }
   const info = JSON.parse(stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
@@ -84,3 +84,25 @@ const HINTS: Record<RemoteDiskLocation['kind'], string> = {
   nbd: 'Check that the NBD server runs and serves that export name.',
   ssh: 'QEMU logs in with ssh-agent or the default keys of the user running it, and checks known_hosts; check both.',
 };
+
+/**
+ * What to do about a failed ssh:// open, from QEMU 10.0.2's message. Its ssh driver (libssh)
+ * checks the host key against ~/.ssh/known_hosts of the user QEMU runs as (the home folder of
+ * the password database, not $HOME) unless the URL gives a fingerprint, and logs in with
+ * publickey only: the keys of the ssh-agent at SSH_AUTH_SOCK in visord's environment, then
+ * that user's ~/.ssh/id_* files. No password, no key file option.
+ */
+function sshHint(message: string): string {
+  if (/does not match host_key_check/i.test(message)) {
+    return 'The server\'s host key is not the one host_key_check names: check the fingerprint (ssh-keygen -l on the server) before trusting it.';
+  }
+  if (/known_hosts|host key/i.test(message)) {
+    return 'QEMU found no matching host key in known_hosts of the user it runs as. Add the fingerprint to the URL ' +
+      '(?host_key_check=SHA256:… as "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" prints it on the server), or add the key to that known_hosts.';
+  }
+  if (/authenticat/i.test(message)) {
+    return 'QEMU logs in with publickey only: a key of the ssh-agent at SSH_AUTH_SOCK in visord\'s environment, or ~/.ssh/id_ed25519 (id_ecdsa, id_rsa) ' +
+      'of the user QEMU runs as. The server must list that key in the user\'s authorized_keys.';
+  }
+  return HINTS.ssh;
+}

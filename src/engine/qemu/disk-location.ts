@@ -12,7 +12,19 @@ export type DiskLocation =
   | { kind: 'nfs'; host: string; path: string; user?: number; group?: number }
   | { kind: 'iscsi'; host: string; port: number; target: string; lun: number; initiatorName?: string }
   | { kind: 'nbd'; server: { type: 'inet'; host: string; port: number } | { type: 'unix'; path: string }; export?: string }
-  | { kind: 'ssh'; host: string; port: number; user?: string; path: string };
+  | { kind: 'ssh'; host: string; port: number; user?: string; path: string; hostKeyCheck?: SshHostKeyCheck };
+
+/**
+ * How QEMU's ssh driver checks the server's host key (QAPI SshHostKeyCheck). Without one QEMU
+ * checks known_hosts of the user QEMU runs as — libssh reads the home folder from the password
+ * database, not $HOME. `hash` is the fingerprint in lowercase hex without colons, the form
+ * QEMU compares (10.0.2 takes no base64).
+ */
+export type SshHostKeyCheck =
+  | { mode: 'none' }
+  | { mode: 'known_hosts' }
+  | { mode: 'hash'; type: SshHostKeyHashType; hash: string };
+export type SshHostKeyHashType = 'md5' | 'sha1' | 'sha256';
 
 export type RemoteDiskLocation = Exclude<DiskLocation, { kind: 'file' } | { kind: 'host-device' }>;
 
@@ -25,7 +37,14 @@ export const SSH_DEFAULT_PORT = 22;
 
 const EXAMPLES =
   'Use a local path (/srv/disks/a.qcow2), nfs://host/export/file, iscsi://host[:port]/iqn.target/lun, ' +
-  'nbd://host[:port]/export, nbd+unix:///export?socket=/path or ssh://user@host[:port]/path.';
+  'nbd://host[:port]/export, nbd+unix:///export?socket=/path or ssh://user@host[:port]/path[?host_key_check=SHA256:…].';
+
+/** Bytes of each fingerprint QEMU's ssh driver can compare. */
+const HASH_BYTES: Record<SshHostKeyHashType, number> = { md5: 16, sha1: 20, sha256: 32 };
+
+const SSH_EXAMPLES =
+  'Give the server\'s host key fingerprint as ssh-keygen -l prints it (?host_key_check=SHA256:…, or sha256:/sha1:/md5: ' +
+  'and hex digits), host_key_check=yes for known_hosts of the user QEMU runs as (the default), or host_key_check=no to skip the check.';
 
 /**
  * A path under /dev/ (but not the tmpfs /dev/shm/) is a host device: QEMU's `file` driver
@@ -115,11 +134,74 @@ export function parseDiskLocation(location: string, options: { field?: string; b
       const out: DiskLocation = { kind: 'ssh', host, port: port(SSH_DEFAULT_PORT), path };
       if (url.password) fail('carries a password: QEMU\'s ssh driver authenticates with ssh-agent or keys only');
       if (url.username) out.user = decodeURIComponent(url.username);
+      const query = rawQuery(url.search, fail);
+      for (const name of query.keys()) {
+        if (name !== 'host_key_check') fail(`has the parameter "${name}", which ssh:// does not take (only host_key_check)`);
+      }
+      const check = query.get('host_key_check');
+      if (check !== undefined) {
+        out.hostKeyCheck = parseHostKeyCheck(check, (why) => {
+          throw invalid(field, `The disk location "${location}" has host_key_check=${check}, ${why}.`, SSH_EXAMPLES);
+        });
+      }
       return out;
     }
     default:
       return fail(`uses "${scheme}://", which Visor does not open (${REMOTE_DISK_SCHEMES.join(', ')})`);
   }
+}
+
+/**
+ * A URL's query as written: URLSearchParams would turn the "+" of a base64 fingerprint into a
+ * space. A name given twice is refused (which one would win is a guess).
+ */
+function rawQuery(search: string, fail: (why: string) => never): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of search.replace(/^\?/, '').split('&')) {
+    if (part === '') continue;
+    const equals = part.indexOf('=');
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent(equals < 0 ? part : part.slice(0, equals));
+      value = equals < 0 ? '' : decodeURIComponent(part.slice(equals + 1));
+    } catch {
+      return fail(`has the parameter "${part}", which is not valid percent-encoding`);
+    }
+    if (out.has(name)) fail(`gives the parameter "${name}" twice`);
+    out.set(name, value);
+  }
+  return out;
+}
+
+/**
+ * QEMU's legacy ssh URL values for host_key_check (yes, no, md5:HEX, sha1:HEX, sha256:HEX,
+ * hex with or without colons), plus the form OpenSSH prints (`ssh-keygen -l`, `ssh -v`):
+ * SHA256:base64 or SHA1:base64 without padding, and MD5:hex. The answer carries hex, which is
+ * all QEMU 10.0.2 compares. Pure.
+ */
+export function parseHostKeyCheck(text: string, fail: (why: string) => never): SshHostKeyCheck {
+  const lower = text.toLowerCase();
+  if (lower === 'yes' || lower === 'known_hosts') return { mode: 'known_hosts' };
+  if (lower === 'no' || lower === 'none') return { mode: 'none' };
+  const colon = text.indexOf(':');
+  const typeText = colon < 0 ? '' : text.slice(0, colon).toLowerCase();
+  if (!(typeText in HASH_BYTES)) {
+    return fail('which is not yes, no, or a fingerprint starting with SHA256:, sha1: or md5:');
+  }
+  const type = typeText as SshHostKeyHashType;
+  const bytes = HASH_BYTES[type];
+  const digits = text.slice(colon + 1);
+  const hex = digits.replace(/:/g, '');
+  if (/^[0-9a-f]+$/i.test(hex) && hex.length === bytes * 2) return { mode: 'hash', type, hash: hex.toLowerCase() };
+  if (type !== 'md5' && /^[A-Za-z0-9+/]+=*$/.test(digits)) {
+    const decoded = Buffer.from(digits, 'base64');
+    if (decoded.length === bytes && decoded.toString('base64').replace(/=+$/, '') === digits.replace(/=+$/, '')) {
+      return { mode: 'hash', type, hash: decoded.toString('hex') };
+    }
+  }
+  const base64 = type === 'md5' ? '' : ` or ${Math.ceil((bytes * 4) / 3)} base64 characters`;
+  return fail(`which is not a ${type.toUpperCase()} fingerprint (${bytes * 2} hex digits${base64})`);
 }
 
 function idNumber(text: string, what: string, fail: (why: string) => never): number {
@@ -156,7 +238,13 @@ export function protocolOptions(location: DiskLocation): Record<string, unknown>
         export: location.export,
       };
     case 'ssh':
-      return { driver: 'ssh', server: { host: location.host, port: String(location.port) }, path: location.path, user: location.user };
+      return {
+        driver: 'ssh',
+        server: { host: location.host, port: String(location.port) },
+        path: location.path,
+        user: location.user,
+        'host-key-check': location.hostKeyCheck,
+      };
   }
 }
 
