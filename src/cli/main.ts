@@ -67,7 +67,8 @@ ${EXIT_CODES_HELP}`,
       .command('create')
       .description('create a VM')
       .argument('<name>', 'the new VM\'s name')
-      .option('--image <image>', 'copy its first disk from this image (see "visor image list")')
+      .option('--image <image>', 'its first disk comes from this image (see "visor image list"), or a template disk by path or URL')
+      .option('--differencing', 'make the first disk a differencing child of the image (nothing copied; the image is only read)')
       .option('--cpus <n>', 'virtual processors')
       .option('--memory <size>', 'startup memory, e.g. 512M or 2G')
       .addOption(new Option('--generation <n>', '1: BIOS, IDE boot; 2: UEFI, SCSI boot').choices(['1', '2']))
@@ -193,9 +194,9 @@ ${EXIT_CODES_HELP}`,
   json(
     vms
       .command('move-storage')
-      .description('move a VM\'s disks to another folder, live while it runs')
+      .description('move a VM\'s disks, configuration and saved state to another folder, live while it runs')
       .argument('<name>')
-      .option('--to <folder>', 'the destination folder')
+      .option('--to <folder>', 'the destination folder (new or empty; with --disks-only, any folder)')
       .option('--disks-only', 'move only the disks; the configuration and state stay in the VM\'s home folder')
       .addOption(new Option('--format <format>', 'convert the disks on the way').choices(['vhdx', 'vhd', 'qcow2', 'raw'])),
   ).action(run(async () => (await vmDisk()).moveStorage));

@@ -41,6 +41,13 @@ const diskLocation = z
     message: `must be an absolute path or a ${NETWORK_DISK_SCHEMES.join('/')} URL`,
   });
 
+/** The parent a differencing disk reads unwritten blocks from (a template; never written). */
+export const DiskBacking = z.strictObject({
+  path: diskLocation,
+  format: DiskFormat,
+});
+export type DiskBacking = z.infer<typeof DiskBacking>;
+
 export const DiskAttachment = z.strictObject({
   id: z.string().min(1),
   controller: ControllerType,
@@ -50,6 +57,12 @@ export const DiskAttachment = z.strictObject({
   path: diskLocation,
   format: DiskFormat,
   readOnly: z.boolean().default(false),
+  /**
+   * Set when the disk is a qcow2 differencing child of a template (`vm create --differencing`):
+   * the file's header names the parent too; this copy tells the engine where the chain must be
+   * served without opening the file. A storage move makes the disk standalone and clears it.
+   */
+  backing: DiskBacking.optional(),
 });
 export type DiskAttachment = z.infer<typeof DiskAttachment>;
 

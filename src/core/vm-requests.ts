@@ -16,8 +16,13 @@ import { VmState } from './vm-state.js';
  */
 export const VmCreateSpec = z.strictObject({
   name: z.string(),
-  /** An image from the library; the VM's first disk is a copy of it. */
+  /**
+   * What the VM's first disk comes from: an image name from the library, or a template disk by
+   * absolute path (a mounted share too) or network URL. The disk is a copy of it, or with
+   * `differencing` a qcow2 child that reads the template and writes only its own changes.
+   */
   image: z.string().optional(),
+  differencing: z.boolean().optional(),
   /** With no image: size of a new blank dynamic VHDX boot disk, in bytes. */
   diskSize: z.number().int().positive().optional(),
   diskFormat: DiskFormat.optional(),

@@ -1,4 +1,4 @@
-export { imageInfo, createDisk, QEMU_FORMAT } from './qemu-img.js';
+export { imageInfo, createDisk, createDifferencingChild, QEMU_FORMAT } from './qemu-img.js';
 export type { ImageFacts } from './qemu-img.js';
 export { copyDiskFile } from './copy-file.js';
 export {

@@ -38,6 +38,15 @@ export async function createDisk(path: string, format: DiskFormat, size: number,
   await qemuImg(['create', '-q', '-f', QEMU_FORMAT[format], ...options[format], path, String(size)], signal);
 }
 
+/**
+ * A qcow2 differencing child of `parent` (a file or a network URL QEMU opens): new writes go to
+ * the child, unwritten blocks read from the parent, which is never written. QEMU cannot open
+ * differencing VHDX/VHD files, so a child is qcow2 whatever its parent's format.
+ */
+export async function createDifferencingChild(path: string, parent: { path: string; format: DiskFormat }, signal?: AbortSignal): Promise<void> {
+  await qemuImg(['create', '-q', '-f', 'qcow2', '-b', parent.path, '-F', QEMU_FORMAT[parent.format], path], signal);
+}
+
 export async function qemuImg(args: string[], signal?: AbortSignal): Promise<string> {
   try {
     const { stdout } = await run('qemu-img', args, { signal, maxBuffer: 16 * 1024 * 1024 });

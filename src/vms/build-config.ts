@@ -16,7 +16,7 @@ import {
   normalizeMac,
   parseOrThrow,
 } from '../core/index.js';
-import type { DiskAttachment, DiskFormat, VmConfig as VmConfigType, VmCreateSpec, VmUpdateSpec } from '../core/index.js';
+import type { DiskAttachment, VmConfig as VmConfigType, VmCreateSpec, VmUpdateSpec } from '../core/index.js';
 
 /** What the host allows; from host/ at run time, literals in tests. */
 export interface HostLimits {
@@ -35,7 +35,7 @@ export interface BuildContext {
   existing: readonly VmConfigType[];
   randomBytes: (count: number) => Uint8Array;
   /** The boot disk, when the VM gets one (from an image or a new blank disk). */
-  bootDisk: { path: string; format: DiskFormat } | null;
+  bootDisk: Pick<DiskAttachment, 'path' | 'format' | 'backing'> | null;
   /** Generations the source image boots in; null when there is no image. */
   imageGenerations: readonly (1 | 2)[] | null;
   sourceImage: string | null;

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   ExecSpec,
   VisorError,
   VmDiskAddSpec,
   VmDvdSpec,
-  VmMoveStorageSpec,
   VmCreateSpec,
   VmUpdateSpec,
   asVisorError,
@@ -17,12 +16,11 @@ import {
   parseOrThrow,
   quietContext,
 } from '../core/index.js';
-import type { DiskAttachment, DiskFormat, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
+import type { DiskAttachment, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
 import { VmStore, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
-import { copyDiskFile, createDisk, detectFormat, inspectDisk, prepareConvertDisk, validatePassthroughDevice } from '../storage/index.js';
-import { GuestAgent, isHostDevicePath, isRemoteLocation, launchVm, processStartTime, reattachVm, recoverStorageMove } from '../engine/qemu/index.js';
-import type { DiskMove, MoveRecord } from '../engine/qemu/index.js';
+import { copyDiskFile, createDifferencingChild, createDisk, detectFormat, inspectDisk, validatePassthroughDevice } from '../storage/index.js';
+import { GuestAgent, isHostDevicePath, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
 import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
 import { getHostInfo, readBootId } from '../host/index.js';
 import type { HostInfo } from '../host/index.js';
@@ -33,6 +31,8 @@ import { KeyedMutex } from './keyed-mutex.js';
 import { chooseSlot, nextDiskId } from './disk-slots.js';
 import { assertLegal } from './lifecycle.js';
 import { VmRecord } from './runtime-record.js';
+import { StorageMover } from './storage-mover.js';
+import type { StorageMovePlan } from './storage-mover.js';
 import type { VmEvents, VmService } from './vm-service.js';
 
 export interface VmServiceOptions {
@@ -48,8 +48,6 @@ export interface VmServiceOptions {
 
 const SAVED_STATE = 'saved.vmstate';
 const SAVED_META = 'saved.json';
-/** A storage move in flight (engine's MoveRecord), in the VM's home folder: what recover() finishes or rolls back. */
-const MOVE_RECORD = 'storage-move.json';
 
 /** Builds the VM service: the one owner of VMs on this host (see vm-service.ts). */
 export async function createVmService(options: VmServiceOptions): Promise<VmService> {
@@ -66,6 +64,7 @@ class LocalVmService implements VmService {
   /** Names claimed by creates in flight, so two creates cannot take one name. */
   private readonly pendingNames = new Set<string>();
   private readonly limits: HostLimits;
+  private readonly mover: StorageMover;
 
   constructor(
     private readonly options: VmServiceOptions,
@@ -74,6 +73,7 @@ class LocalVmService implements VmService {
     this.store = new VmStore(options.home);
     this.library = new ImageLibrary([join(options.home, 'images'), ...(options.imageFolders ?? [])]);
     this.limits = { logicalCpus: host.cpu.count, totalMemory: host.memory.total };
+    this.mover = new StorageMover({ store: this.store, otherFolders: () => [...this.records.keys()].map((id) => this.store.folder(id).dir) });
   }
 
   // ---------------------------------------------------------------- read side
@@ -116,14 +116,20 @@ class LocalVmService implements VmService {
       throw new VisorError('conflict', 'duplicate-name', `A VM named "${spec.name}" is being created.`, { field: 'name' });
     }
     if (spec.dvdIso) await checkReadableFile(spec.dvdIso, 'dvdIso', 'ISO file');
-    const image = spec.image === undefined ? null : await this.library.get(spec.image);
-    if (image && spec.diskFormat && spec.diskFormat !== image.format) {
-      throw invalid('diskFormat', `diskFormat ${spec.diskFormat} differs from image "${image.name}", which is ${image.format}.`, 'Leave --disk-format out.');
+    const image = spec.image === undefined ? null : await this.library.resolve(spec.image);
+    if (spec.differencing && !image) {
+      throw invalid('differencing', 'A differencing disk needs a parent: give --image.', 'Use --image NAME (or a template path or URL) with --differencing.');
+    }
+    // A differencing child is qcow2 whatever its parent: QEMU opens no differencing VHDX/VHD.
+    const format = spec.differencing ? 'qcow2' : (image?.format ?? spec.diskFormat ?? 'vhdx');
+    if (image && spec.diskFormat && spec.diskFormat !== format) {
+      const why = spec.differencing ? 'a differencing child is qcow2' : `image "${image.name}" is ${image.format}`;
+      throw invalid('diskFormat', `diskFormat ${spec.diskFormat} cannot be used: ${why}.`, 'Leave --disk-format out.');
     }
     const id = newId();
     const folder = this.store.folder(id);
-    const format = image?.format ?? spec.diskFormat ?? 'vhdx';
-    const bootDisk = image || spec.diskSize ? { path: join(folder.disksDir, `${spec.name}.${format}`), format } : null;
+    const backing = spec.differencing && image ? { backing: { path: image.path, format: image.format } } : {};
+    const bootDisk = image || spec.diskSize ? { path: join(folder.disksDir, `${spec.name}.${format}`), format, ...backing } : null;
     const config = buildVmConfig(spec, {
       id,
       now: new Date(),
@@ -145,7 +151,8 @@ class LocalVmService implements VmService {
     try {
       await this.store.createFolders(id);
       try {
-        if (image && bootDisk) await copyDiskFile(image.path, bootDisk.path, ctx);
+        if (image && bootDisk?.backing) await createDifferencingChild(bootDisk.path, bootDisk.backing, ctx.signal);
+        else if (image && bootDisk) await copyDiskFile(image.path, bootDisk.path, ctx);
         else if (bootDisk && spec.diskSize) await createDisk(bootDisk.path, format, spec.diskSize, ctx.signal);
         await this.store.save(config);
       } catch (error) {
@@ -508,152 +515,26 @@ class LocalVmService implements VmService {
 
   // ---------------------------------------------------------------- storage move
 
-  /** Every check moveStorage makes before it changes anything; answers the disk moves. */
-  async validateMoveStorage(ref: string, input: VmMoveStorageInput): Promise<DiskMove[]> {
-    const spec = parseOrThrow(VmMoveStorageSpec, input);
-    const record = this.find(ref);
-    if (!spec.disksOnly) {
-      throw new VisorError('unavailable', 'move-config-unsupported', 'Moving a VM\'s configuration, saved state and checkpoints is not built yet; only its disks move.', {
-        field: 'disksOnly',
-        hint: `Move the disks with "visor vm move-storage ${record.name} --to ${spec.destination} --disks-only".`,
-      });
-    }
-    if (!['running', 'paused', 'off', 'saved'].includes(record.state)) {
-      throw new VisorError('conflict', 'invalid-state', `Cannot move the storage of VM "${record.name}" while it is ${record.state}.`, {
-        hint: 'Wait for the operation in flight to end.',
-      });
-    }
-    const folder = await stat(spec.destination).catch(() => undefined);
-    if (!folder?.isDirectory()) throw new VisorError('not-found', 'folder-not-found', `No folder exists at "${spec.destination}".`, { field: 'destination' });
-    if (await access(join(this.store.folder(record.config.id).dir, MOVE_RECORD)).then(() => true, () => false)) {
-      throw new VisorError('conflict', 'move-in-progress', `A storage move of VM "${record.name}" is unfinished.`, { hint: 'Restart the daemon to finish or roll it back, then retry.' });
-    }
-    // Files move; pass-through devices and network disks stay where they are.
-    const moves: DiskMove[] = [];
-    for (const disk of record.config.disks) {
-      if (isHostDevicePath(disk.path) || isRemoteLocation(disk.path)) continue;
-      const format: DiskFormat = spec.format ?? disk.format;
-      const name = format === disk.format ? basename(disk.path) : `${basename(disk.path, extname(disk.path))}.${format}`;
-      const path = join(spec.destination, name);
-      if (path === disk.path) continue;
-      if (await stat(path).then(() => true, () => false)) {
-        throw new VisorError('conflict', 'target-exists', `"${path}" already exists; a move never overwrites a file.`, { field: 'destination', hint: 'Choose another folder, or delete that file.' });
-      }
-      moves.push({ disk, path, format });
-    }
-    if (moves.length === 0) throw invalid('destination', `VM "${record.name}" has no disk file outside "${spec.destination}" to move.`);
-    return moves;
+  /** Every check moveStorage makes before it changes anything; answers what moves where. */
+  async validateMoveStorage(ref: string, input: VmMoveStorageInput): Promise<StorageMovePlan> {
+    return this.mover.plan(this.find(ref), input);
   }
 
-  /**
-   * Moves the VM's disk files to another folder. Running or paused: live, through the engine's
-   * mirror (in QEMU or the VM's storage daemon); off or saved: copy, switch, delete. The move
-   * record is persisted in the VM's folder before any change, vm.json names the new files
-   * before the guest resumes from the pivot, and the old files go only after every disk moved.
-   * Cancelled or failed: the VM stays on its sources and partial targets are removed.
-   */
+  /** Moves the VM's disks, and unless disksOnly its whole folder: see storage-mover.ts. */
   async moveStorage(ref: string, input: VmMoveStorageInput, ctx: OperationContext): Promise<VmView> {
     const record = this.find(ref);
     return this.mutex.run(record.config.id, async () => {
-      const moves = await this.validateMoveStorage(ref, input);
-      const recordFile = join(this.store.folder(record.config.id).dir, MOVE_RECORD);
-      const saveRecord = (rec: MoveRecord): Promise<void> => writeFileAtomic(recordFile, JSON.stringify(rec));
-      const switchTo = async (rec: MoveRecord): Promise<void> => {
-        const next = withMovedDisks(record.config, rec, (d) => d.phase === 'pivoted');
-        await this.store.save(next);
-        record.config = next;
-      };
-      let oldPaths: string[];
-      if (record.instance && (record.state === 'running' || record.state === 'paused')) {
-        try {
-          const result = await record.instance.moveStorage(moves, ctx, {
-            onRecord: async (rec) => {
-              await saveRecord(rec);
-              if (rec.disks.every((d) => d.phase === 'pivoted')) await switchTo(rec);
-            },
-          });
-          oldPaths = result.oldPaths;
-        } catch (error) {
-          // Disks the pivot switched stay switched (their old files are kept); the rest stayed.
-          const rec = (asVisorError(error).details?.record as MoveRecord | undefined) ?? null;
-          if (rec?.disks.some((d) => d.phase === 'pivoted')) await switchTo(rec).catch(() => undefined);
-          await rm(recordFile, { force: true });
-          throw asVisorError(error, 'move-failed');
-        }
-      } else {
-        oldPaths = await this.copyDisksAside(moves, saveRecord, switchTo, ctx);
-      }
-      for (const old of oldPaths) await rm(old, { force: true });
-      await rm(recordFile, { force: true });
+      const plan = await this.mover.plan(record, input);
+      await this.mover.move(record, plan, ctx, (config) => this.saveConfig(record, config));
       this.events.emit('vm-updated', { vmId: record.config.id, name: record.name });
-      ctx.progress(1, 'Moved');
       return record.view();
     });
   }
 
-  /** The move of an off or saved VM: copy each disk, then switch vm.json; answers the old files. */
-  private async copyDisksAside(
-    moves: DiskMove[],
-    saveRecord: (rec: MoveRecord) => Promise<void>,
-    switchTo: (rec: MoveRecord) => Promise<void>,
-    ctx: OperationContext,
-  ): Promise<string[]> {
-    const rec: MoveRecord = {
-      moveId: randomBytes(6).toString('hex'),
-      guestWasRunning: false,
-      disks: moves.map((m) => ({
-        diskId: m.disk.id,
-        oldPath: m.disk.path,
-        oldFormat: m.disk.format,
-        newPath: m.path,
-        newFormat: m.format,
-        targetNode: '',
-        sourceNode: '',
-        jobId: '',
-        where: 'qemu',
-        phase: 'copying',
-      })),
-    };
-    await saveRecord(rec);
-    try {
-      for (const [i, m] of moves.entries()) {
-        const part: OperationContext = { signal: ctx.signal, progress: (f, message) => ctx.progress((i + f) / moves.length, message ?? 'Copying disks') };
-        if (m.format === m.disk.format) await copyDiskFile(m.disk.path, m.path, part);
-        else await (await prepareConvertDisk({ path: m.disk.path, destination: m.path, format: m.format }))(part);
-      }
-    } catch (error) {
-      for (const m of moves) await rm(m.path, { force: true });
-      await saveRecord({ ...rec, disks: [] }).catch(() => undefined);
-      throw asVisorError(error, 'move-failed');
-    }
-    for (const d of rec.disks) d.phase = 'pivoted';
-    await saveRecord(rec);
-    await switchTo(rec);
-    return moves.map((m) => m.disk.path);
-  }
-
-  /** A storage move a crash interrupted: finished or rolled back by the engine's decision. */
-  private async recoverMove(record: VmRecord): Promise<void> {
-    const recordFile = join(this.store.folder(record.config.id).dir, MOVE_RECORD);
-    const text = await readFile(recordFile, 'utf8').catch(() => null);
-    if (text === null) return;
-    const rec = JSON.parse(text) as MoveRecord;
-    try {
-      const decision = await recoverStorageMove(record.instance, rec, { timeoutMs: 60_000 });
-      const keepNew = new Set(decision.disks.filter((d) => d.keep === 'new').map((d) => d.diskId));
-      const next = withMovedDisks(record.config, rec, (d) => keepNew.has(d.diskId));
-      // Disks that keep their source point back at it, whatever vm.json said.
-      next.disks = next.disks.map((disk) => {
-        const moved = rec.disks.find((d) => d.diskId === disk.id);
-        return moved && !keepNew.has(disk.id) ? { ...disk, path: moved.oldPath, format: moved.oldFormat } : disk;
-      });
-      await this.store.save(next);
-      record.config = next;
-      await rm(recordFile, { force: true });
-    } catch (error) {
-      record.stateReason = `An interrupted storage move could not be recovered: ${asVisorError(error).message}`;
-      console.error(`visord: VM "${record.name}": ${record.stateReason}`);
-    }
+  /** Writes vm.json (in the VM's current folder) and makes it the record's config. */
+  private async saveConfig(record: VmRecord, config: VmConfig): Promise<void> {
+    await this.store.save(config);
+    record.config = config;
   }
 
   // ---------------------------------------------------------------- guest
@@ -733,17 +614,17 @@ class LocalVmService implements VmService {
       reason: asVisorError(error).message,
     }));
     if (found === null) {
-      await this.recoverMove(record);
+      await this.mover.recover(record, (config) => this.saveConfig(record, config));
       return;
     }
     if ('exited' in found) {
       record.stateReason = `QEMU exited while the daemon was not running: ${found.reason}`;
       await rm(this.paths(config).runDir, { recursive: true, force: true });
-      await this.recoverMove(record);
+      await this.mover.recover(record, (config) => this.saveConfig(record, config));
       return;
     }
     record.instance = found;
-    await this.recoverMove(record);
+    await this.mover.recover(record, (config) => this.saveConfig(record, config));
     record.instance = null;
     const status = await found.status();
     this.adopt(record, found, status === 'paused' ? 'paused' : 'running');
@@ -814,17 +695,6 @@ class LocalVmService implements VmService {
     record.runningSince = null;
     this.setState(record, state, reason);
   }
-}
-
-/** The config with the moved disks (those `moved` picks) pointing at their new files. */
-function withMovedDisks(config: VmConfig, rec: MoveRecord, moved: (d: MoveRecord['disks'][number]) => boolean): VmConfig {
-  return {
-    ...config,
-    disks: config.disks.map((disk) => {
-      const m = rec.disks.find((d) => d.diskId === disk.id);
-      return m && moved(m) ? { ...disk, path: m.newPath, format: m.newFormat } : disk;
-    }),
-  };
 }
 
 async function checkReadableFile(path: string, field: string, what: string): Promise<void> {

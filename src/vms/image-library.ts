@@ -1,9 +1,21 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { z } from 'zod';
-import { DiskFormat, notFound } from '../core/index.js';
+import { DiskFormat, VisorError, invalid, notFound } from '../core/index.js';
 import type { ImageInfo } from '../core/index.js';
-import { imageInfo } from '../storage/index.js';
+import { detectFormat, imageInfo, inspectDisk } from '../storage/index.js';
+import { probeRemoteDisk } from '../storage/remote-disk.js';
+
+/** What a VM can be created from: a library image, or a template disk named by path or URL. */
+export interface ImageSource {
+  name: string;
+  path: string;
+  format: DiskFormat;
+  /** Generations it boots in; null when nothing says (a bare template file). */
+  generations: readonly (1 | 2)[] | null;
+}
+
+const FORMAT_BY_EXTENSION: Record<string, DiskFormat> = { '.vhdx': 'vhdx', '.vhd': 'vhd', '.qcow2': 'qcow2', '.raw': 'raw', '.img': 'raw' };
 
 /** `<name>.json` beside each image file: what guests/ writes, or a person adding an image. */
 const ImageManifest = z.object({
@@ -46,6 +58,33 @@ export class ImageLibrary {
     return image;
   }
 
+  /**
+   * A library image by name, or a template disk: an absolute path (a local file or one on a
+   * mounted share; a manifest `<name>.json` beside it is used when present) or a network URL
+   * QEMU opens itself (nfs://, iscsi://, nbd://, ssh://; the format from the file extension).
+   */
+  async resolve(ref: string, field = 'image'): Promise<ImageSource> {
+    if (ref.startsWith('/')) return this.templateFile(ref, field);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return templateUrl(ref, field);
+    return this.get(ref);
+  }
+
+  private async templateFile(path: string, field: string): Promise<ImageSource> {
+    const found = await stat(path).catch(() => null);
+    if (!found?.isFile()) throw new VisorError('not-found', 'image-not-found', `No template disk exists at "${path}".`, { field, hint: 'Give a disk file (VHDX, VHD, qcow2 or raw) or an image name from "visor image list".' });
+    const manifest = await this.read(path.slice(0, path.length - extname(path).length) + '.json').catch(() => null);
+    if (manifest && manifest.path === path) return manifest;
+    const format = await detectFormat(path);
+    const info = await inspectDisk(path);
+    if (!info.health.ok) {
+      throw new VisorError('conflict', 'disk-unhealthy', `Cannot use "${path}" as a template: ${info.health.findings.join(' ')}`, { field, hint: `See "visor disk inspect ${path}".` });
+    }
+    if (info.type === 'differencing' && (format === 'vhdx' || format === 'vhd')) {
+      throw invalid(field, `"${path}" is a differencing ${format} disk, which QEMU cannot open.`, `Flatten it first: visor disk convert ${path} NEW.${format}`);
+    }
+    return { name: basename(path), path, format, generations: null };
+  }
+
   private async read(manifestPath: string): Promise<ImageInfo> {
     const manifest = ImageManifest.parse(JSON.parse(await readFile(manifestPath, 'utf8')));
     const path = manifestPath.replace(/\.json$/, `.${manifest.format}`);
@@ -67,4 +106,14 @@ export class ImageLibrary {
     this.cache.set(path, { mtimeMs, info });
     return info;
   }
+}
+
+async function templateUrl(url: string, field: string): Promise<ImageSource> {
+  const path = new URL(url).pathname;
+  const format = FORMAT_BY_EXTENSION[extname(path).toLowerCase()];
+  if (!format) {
+    throw invalid(field, `Cannot tell the format of "${url}" from its name.`, `Name the template file .vhdx, .vhd, .qcow2 or .raw.`);
+  }
+  await probeRemoteDisk(url, format, { field });
+  return { name: basename(path), path: url, format, generations: null };
 }

@@ -81,6 +81,7 @@ function printVm(vm: VmView): void {
 
 interface CreateOptions extends JsonOption {
   image?: string;
+  differencing?: boolean;
   cpus?: string;
   memory?: string;
   generation?: string;
@@ -92,7 +93,8 @@ interface CreateOptions extends JsonOption {
 
 export async function create(name: string, options: CreateOptions): Promise<number> {
   const spec: VmCreateSpec = { name };
-  if (options.image !== undefined) spec.image = options.image;
+  if (options.image !== undefined) spec.image = /^[./]/.test(options.image) ? resolve(options.image) : options.image;
+  if (options.differencing) spec.differencing = true;
   if (options.cpus !== undefined) spec.processorCount = parseCount(options.cpus, '--cpus');
   if (options.memory !== undefined) spec.startupMemory = parseSize(options.memory, '--memory');
   if (options.generation !== undefined) spec.generation = options.generation === '2' ? 2 : 1;

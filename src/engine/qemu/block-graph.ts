@@ -1,6 +1,6 @@
 import { VisorError } from '../../core/index.js';
 import type { WaitOptions } from './deadline.js';
-import { diskNodeName, fileNodeName } from './block-nodes.js';
+import { FIRMWARE_VARS_MOVE_ID, FIRMWARE_VARS_QDEV, diskNodeName, fileNodeName } from './block-nodes.js';
 import type { QmpClient } from './qmp-client.js';
 import type { BlockInfo, NamedBlockNode } from './qmp-types.js';
 
@@ -51,9 +51,10 @@ export interface DiskServing {
 /**
  * Resolves a disk's current node: QEMU's front end `diskNodeName(id)` → its BlockBackend's
  * node; when that node is an NBD client of the storage daemon, follows the daemon's export.
+ * FIRMWARE_VARS_MOVE_ID names the UEFI variable store's pflash.
  */
 export async function diskServing(qmp: QmpClient, storage: QmpClient | null, diskId: string, options?: WaitOptions): Promise<DiskServing> {
-  const deviceId = diskNodeName(diskId);
+  const deviceId = diskId === FIRMWARE_VARS_MOVE_ID ? FIRMWARE_VARS_QDEV : diskNodeName(diskId);
   const backend = await findBackend(qmp, deviceId, options);
   if (!backend?.inserted) {
     throw new VisorError('not-found', BLOCK_ERROR_CODES.diskNotAttached, `Disk "${diskId}" is not attached to the running VM.`, { field: 'diskId' });

@@ -21,12 +21,28 @@ export function fileNodeName(nodeName: string): string {
   return `${nodeName}-file`;
 }
 
+/**
+ * A generation-2 VM's UEFI variable store: a writable pflash backend QEMU keeps open, which a
+ * whole-folder storage move mirrors like a disk (a "disk" of this id in the move and its record).
+ */
+export const FIRMWARE_VARS_MOVE_ID = 'firmware-vars';
+export const FIRMWARE_VARS_NODE = 'firmware-vars';
+/** The qdev path of the variable store's pflash device (q35 with `pflash1=`), 10.0.2. */
+export const FIRMWARE_VARS_QDEV = '/machine/system.flash1';
+
 /** The DVD drive's device id, for blockdev-change-medium / eject. */
 export const DVD_DEVICE_ID = 'dvd0';
 export const DVD_NODE_NAME = 'dvd0-media';
 
-/** Formats QEMU cannot migrate with; the VM's storage daemon serves them (QEMU-FACTS.md). */
-export function needsStorageDaemon(format: DiskFormat): boolean {
+/**
+ * Disks QEMU cannot migrate with — VHDX/VHD, or a differencing child whose parent is one —
+ * are served by the VM's storage daemon (QEMU-FACTS.md: a vhdx/vpc node blocks migrate).
+ */
+export function needsStorageDaemon(disk: Pick<DiskAttachment, 'format' | 'backing'>): boolean {
+  return isMicrosoftFormat(disk.format) || (disk.backing !== undefined && isMicrosoftFormat(disk.backing.format));
+}
+
+function isMicrosoftFormat(format: DiskFormat): boolean {
   return format === 'vhdx' || format === 'vhd';
 }
 
@@ -36,7 +52,7 @@ export function formatDriver(format: DiskFormat): string {
 }
 
 export function storageDaemonDisks(disks: readonly DiskAttachment[]): DiskAttachment[] {
-  return disks.filter((disk) => needsStorageDaemon(disk.format));
+  return disks.filter((disk) => needsStorageDaemon(disk));
 }
 
 /**

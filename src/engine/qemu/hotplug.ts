@@ -69,7 +69,7 @@ export async function addDisk(target: HotplugTarget, disk: DiskAttachment, optio
       Object.assign(device, { driver: 'virtio-blk-pci', ...(bus ? { bus } : {}) });
     }
 
-    if (needsStorageDaemon(disk.format)) {
+    if (needsStorageDaemon(disk)) {
       const daemon = await target.storageDaemon({ ...wait, start: true });
       if (!daemon) throw new VisorError('bug', 'internal-error', 'The storage daemon did not start.');
       const storage = daemon.qmp;

@@ -2,7 +2,7 @@
 export { buildQemuArgs, bootIndexes, VGA_MEMORY_MIB, PCIE_HOTPLUG_PORTS } from './qemu-args.js';
 export type { Accelerator, QemuArgsOptions } from './qemu-args.js';
 export { buildStorageDaemonArgs } from './storage-daemon-args.js';
-export { diskNodeName, fileNodeName, needsStorageDaemon, formatDriver, diskNodes, DVD_DEVICE_ID, DVD_NODE_NAME } from './block-nodes.js';
+export { diskNodeName, fileNodeName, needsStorageDaemon, formatDriver, diskNodes, DVD_DEVICE_ID, DVD_NODE_NAME, FIRMWARE_VARS_MOVE_ID } from './block-nodes.js';
 export { parseDiskLocation, protocolOptions, isHostDevicePath, isRemoteLocation, REMOTE_DISK_SCHEMES } from './disk-location.js';
 export type { DiskLocation, RemoteDiskLocation } from './disk-location.js';
 export { BLOCK_ERROR_CODES, diskServing } from './block-graph.js';

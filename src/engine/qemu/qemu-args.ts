@@ -1,6 +1,6 @@
 import { MiB, invalid } from '../../core/index.js';
 import type { BootDevice, DiskAttachment, DvdDrive, VmConfig } from '../../core/index.js';
-import { DVD_DEVICE_ID, DVD_NODE_NAME, blockdevArg, diskNodeName, diskNodes, fileNodeName, needsStorageDaemon } from './block-nodes.js';
+import { DVD_DEVICE_ID, DVD_NODE_NAME, FIRMWARE_VARS_NODE, blockdevArg, diskNodeName, diskNodes, fileNodeName, needsStorageDaemon } from './block-nodes.js';
 import type { UefiFirmware } from './firmware.js';
 import { optionList, optionString, optionValue } from './qemu-option.js';
 import type { RuntimeFiles } from './runtime-files.js';
@@ -68,12 +68,12 @@ export function buildQemuArgs(config: VmConfig, options: QemuArgsOptions): strin
       '-blockdev',
       optionList([['driver', 'file'], ['node-name', 'firmware-code'], ['filename', fw.code], ['read-only', true]]),
       '-blockdev',
-      optionList([['driver', 'file'], ['node-name', 'firmware-vars'], ['filename', files.firmwareVars]]),
+      optionList([['driver', 'file'], ['node-name', FIRMWARE_VARS_NODE], ['filename', files.firmwareVars]]),
       '-machine',
       optionString(machine, [
         ['smm', fw.secureBoot ? true : undefined],
         ['pflash0', 'firmware-code'],
-        ['pflash1', 'firmware-vars'],
+        ['pflash1', FIRMWARE_VARS_NODE],
       ]),
     );
     if (fw.secureBoot) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
@@ -154,7 +154,7 @@ export function buildQemuArgs(config: VmConfig, options: QemuArgsOptions): strin
 function diskBackend(disk: DiskAttachment, files: RuntimeFiles, options: { blockDevices?: ReadonlySet<string>; field: string }): string[] {
   const node = diskNodeName(disk.id);
   const readOnly = disk.readOnly ? true : undefined;
-  if (needsStorageDaemon(disk.format)) {
+  if (needsStorageDaemon(disk)) {
     return [
       '-blockdev',
       optionList([

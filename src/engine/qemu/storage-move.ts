@@ -8,7 +8,7 @@ import type { DiskAttachment, DiskFormat, OperationContext } from '../../core/in
 import { BLOCK_ERROR_CODES, deleteDiskNodes, diskServing, namedNode } from './block-graph.js';
 import type { DiskServing } from './block-graph.js';
 import { MirrorJob } from './block-jobs.js';
-import { diskNodes, formatDriver, moveTargetNodeName } from './block-nodes.js';
+import { FIRMWARE_VARS_MOVE_ID, diskNodes, formatDriver, moveTargetNodeName } from './block-nodes.js';
 import { Deadline } from './deadline.js';
 import { isRemoteLocation } from './disk-location.js';
 import type { MoveRecord, MoveRecordDisk } from './move-recovery.js';
@@ -44,6 +44,11 @@ export interface StorageMoveOptions {
   /** Budget of the whole move. Default 1 h. */
   timeoutMs?: number;
   blockDevices?: ReadonlySet<string>;
+  /**
+   * Also move the UEFI variable store (generation 2) to this file, pivoting with the disks:
+   * it appears in the record and the result as the "disk" FIRMWARE_VARS_MOVE_ID.
+   */
+  firmwareVars?: string;
 }
 
 export interface MovedDisk {
@@ -104,10 +109,11 @@ interface Leg {
  */
 export async function moveStorage(
   target: MoveTarget,
-  moves: readonly DiskMove[],
+  diskMoves: readonly DiskMove[],
   ctx: OperationContext = quietContext(),
   options: StorageMoveOptions = {},
 ): Promise<StorageMoveResult> {
+  const moves = options.firmwareVars === undefined ? diskMoves : [...diskMoves, await firmwareVarsMove(target.qmp, options.firmwareVars)];
   if (moves.length === 0) throw new VisorError('invalid', 'invalid-value', 'A storage move needs at least one disk.', { field: 'disks' });
   const deadline = new Deadline('Moving the VM\'s storage', options.timeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS, ctx.signal);
   const wait = { signal: deadline.signal };
@@ -302,4 +308,14 @@ async function createImage(path: string, format: DiskFormat, size: number, signa
 
 async function removeTarget(path: string): Promise<void> {
   if (!isRemoteLocation(path)) await rm(path, { force: true });
+}
+
+/**
+ * The UEFI variable store as one more leg of a move: a raw "disk" with the id
+ * FIRMWARE_VARS_MOVE_ID, from the file its pflash serves now to `path`.
+ */
+async function firmwareVarsMove(qmp: QmpClient, path: string): Promise<DiskMove> {
+  const serving = await diskServing(qmp, null, FIRMWARE_VARS_MOVE_ID);
+  const disk: DiskAttachment = { id: FIRMWARE_VARS_MOVE_ID, controller: 'virtio', controllerNumber: 0, location: 0, path: serving.filename, format: 'raw', readOnly: false };
+  return { disk, path, format: 'raw' };
 }
