@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { VisorError } from '../core/index.js';
+import { VisorError } from '../core/errors.js';
 
 /**
  * Positional file I/O that always moves every byte: a short read or write is continued, and a
