@@ -45,10 +45,12 @@ test('bad input is refused with the field named, and nothing is written', { time
     { what: 'a missing ISO', args: ['--dvd', '/nonexistent/install.iso'], field: /dvd/, code: 2 },
     { what: 'an unknown image', args: ['--image', 'no-such-image'], field: /image/, code: 3 },
     { what: 'generation 3', args: ['--generation', '3'], field: /generation/, code: 2 },
+    { what: 'a missing template disk', args: ['--image', '/nonexistent/gold.vhdx', '--differencing'], field: /template/, code: 3 },
+    { what: 'a differencing disk with no parent', args: ['--differencing', '--disk-size', '1G'], field: /--image/, code: 2 },
   ];
   for (const c of cases) {
     await t.test(`refuses ${c.what}`, async () => {
-      const args = c.args.includes('--image') ? c.args : ['--image', 'tiny-x64', ...c.args];
+      const args = c.args.includes('--image') || c.args.includes('--disk-size') ? c.args : ['--image', 'tiny-x64', ...c.args];
       const result = await host.cli(['vm', 'create', 'second', ...args]);
       assert.equal(result.code, c.code, `exit code for ${c.what}: ${result.stderr}`);
       assert.match(result.stderr, /error: /);
@@ -68,6 +70,12 @@ test('bad input is refused with the field named, and nothing is written', { time
     assert.equal(res.status, 400);
     assert.equal(res.body.field, 'colour');
     assert.match(String(res.body.detail), /colour/);
+  });
+
+  await t.test('the API refuses a differencing child in a format other than qcow2', async () => {
+    const res = await post(socket, '/v1/vms', { name: 'second', image: 'tiny-x64', differencing: true, diskFormat: 'vhdx' });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.field, 'diskFormat');
   });
 
   await t.test('the API refuses a duplicate MAC and names the owner', async () => {
