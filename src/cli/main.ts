@@ -69,6 +69,7 @@ ${EXIT_CODES_HELP}`,
       .argument('<name>', 'the new VM\'s name')
       .option('--image <image>', 'its first disk comes from this image (see "visor image list"), or a template disk by path or URL')
       .option('--differencing', 'make the first disk a differencing child of the image (nothing copied; the image is only read)')
+      .option('--location <folder>', 'the folder the VM lives in (new or empty; a share too); default under $VISOR_HOME')
       .option('--cpus <n>', 'virtual processors')
       .option('--memory <size>', 'startup memory, e.g. 512M or 2G')
       .addOption(new Option('--generation <n>', '1: BIOS, IDE boot; 2: UEFI, SCSI boot').choices(['1', '2']))

@@ -23,6 +23,11 @@ export const VmCreateSpec = z.strictObject({
    */
   image: z.string().optional(),
   differencing: z.boolean().optional(),
+  /**
+   * The folder the VM lives in (new or empty; a mounted share too): its configuration, disks and
+   * saved state. Default $VISOR_HOME/vms/<id>.
+   */
+  location: z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' }).optional(),
   /** With no image: size of a new blank dynamic VHDX boot disk, in bytes. */
   diskSize: z.number().int().positive().optional(),
   diskFormat: DiskFormat.optional(),
@@ -70,6 +75,8 @@ export const VmView = z.object({
   runningSince: z.string().nullable(),
   /** Seconds of guest time saved in the state file, when saved. */
   savedAt: z.string().nullable(),
+  /** The folder the VM lives in: its configuration, disks created with it, saved state. */
+  folder: z.string(),
 });
 export type VmView = z.infer<typeof VmView>;
 

@@ -120,9 +120,11 @@ export class VmStore {
         }
         vms.push(await this.load(folder));
       } catch (error) {
-        // A folder without vm.json is a create that died before its last step: not a VM.
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && folder.dir === this.registryDir(entry.name)) {
-          unfinished.push(folder.dir);
+        // A folder without vm.json is a create that died before its last step: not a VM. A
+        // location that is missing altogether (a share not mounted) is a broken VM, kept.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && (await this.exists(folder.dir))) {
+          unfinished.push(this.registryDir(entry.name));
+          this.locations.delete(entry.name);
           continue;
         }
         broken.push({ id: entry.name, dir: folder.dir, error: (error as Error).message });

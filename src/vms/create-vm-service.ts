@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   ExecSpec,
   VisorError,
@@ -17,7 +17,7 @@ import {
   quietContext,
 } from '../core/index.js';
 import type { DiskAttachment, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
-import { VmStore, writeFileAtomic } from '../store/index.js';
+import { VmStore, makeFolderLayout, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
 import { copyDiskFile, createDifferencingChild, createDisk, detectFormat, inspectDisk, validatePassthroughDevice } from '../storage/index.js';
 import { GuestAgent, isHostDevicePath, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
@@ -31,8 +31,8 @@ import { KeyedMutex } from './keyed-mutex.js';
 import { chooseSlot, nextDiskId } from './disk-slots.js';
 import { assertLegal } from './lifecycle.js';
 import { VmRecord } from './runtime-record.js';
-import { StorageMover } from './storage-mover.js';
-import type { StorageMovePlan } from './storage-mover.js';
+import { StorageMover, checkNewVmFolder } from './storage-mover.js';
+import type { MoverContext, StorageMovePlan } from './storage-mover.js';
 import type { VmEvents, VmService } from './vm-service.js';
 
 export interface VmServiceOptions {
@@ -65,6 +65,7 @@ class LocalVmService implements VmService {
   private readonly pendingNames = new Set<string>();
   private readonly limits: HostLimits;
   private readonly mover: StorageMover;
+  private readonly moverContext: MoverContext;
 
   constructor(
     private readonly options: VmServiceOptions,
@@ -73,7 +74,8 @@ class LocalVmService implements VmService {
     this.store = new VmStore(options.home);
     this.library = new ImageLibrary([join(options.home, 'images'), ...(options.imageFolders ?? [])]);
     this.limits = { logicalCpus: host.cpu.count, totalMemory: host.memory.total };
-    this.mover = new StorageMover({ store: this.store, otherFolders: () => [...this.records.keys()].map((id) => this.store.folder(id).dir) });
+    this.moverContext = { store: this.store, otherFolders: () => [...this.records.keys()].map((id) => this.store.folder(id).dir) };
+    this.mover = new StorageMover(this.moverContext);
   }
 
   // ---------------------------------------------------------------- read side
@@ -127,7 +129,7 @@ class LocalVmService implements VmService {
       throw invalid('diskFormat', `diskFormat ${spec.diskFormat} cannot be used: ${why}.`, 'Leave --disk-format out.');
     }
     const id = newId();
-    const folder = this.store.folder(id);
+    const folder = spec.location === undefined ? this.store.folder(id) : await checkNewVmFolder(this.moverContext, { id, name: spec.name }, resolve(spec.location), null, 'location');
     const backing = spec.differencing && image ? { backing: { path: image.path, format: image.format } } : {};
     const bootDisk = image || spec.diskSize ? { path: join(folder.disksDir, `${spec.name}.${format}`), format, ...backing } : null;
     const config = buildVmConfig(spec, {
@@ -149,20 +151,26 @@ class LocalVmService implements VmService {
     const id = config.id;
     this.pendingNames.add(config.name.toLowerCase());
     try {
+      // The registry entry (and location file) first, vm.json last: a crash between leaves no VM.
       await this.store.createFolders(id);
       try {
+        if (spec.location !== undefined) {
+          await this.store.relocate(id, folder.dir);
+          await makeFolderLayout(folder);
+        }
         if (image && bootDisk?.backing) await createDifferencingChild(bootDisk.path, bootDisk.backing, ctx.signal);
         else if (image && bootDisk) await copyDiskFile(image.path, bootDisk.path, ctx);
         else if (bootDisk && spec.diskSize) await createDisk(bootDisk.path, format, spec.diskSize, ctx.signal);
         await this.store.save(config);
       } catch (error) {
         await rm(folder.dir, { recursive: true, force: true });
+        await this.store.remove(id).catch(() => undefined);
         throw error;
       }
     } finally {
       this.pendingNames.delete(config.name.toLowerCase());
     }
-    const record = new VmRecord(config, 'off');
+    const record = new VmRecord(config, 'off', folder.dir);
     this.records.set(id, record);
     this.events.emit('vm-created', { vmId: id, name: config.name });
     return record.view();
@@ -526,15 +534,23 @@ class LocalVmService implements VmService {
     return this.mutex.run(record.config.id, async () => {
       const plan = await this.mover.plan(record, input);
       await this.mover.move(record, plan, ctx, (config) => this.saveConfig(record, config));
+      record.folder = this.store.folder(record.config.id).dir;
       this.events.emit('vm-updated', { vmId: record.config.id, name: record.name });
       return record.view();
     });
+  }
+
+  /** Finishes or rolls back a move a crash interrupted (storage-mover.ts). */
+  private async recoverMove(record: VmRecord): Promise<void> {
+    await this.mover.recover(record, (config) => this.saveConfig(record, config));
+    record.folder = this.store.folder(record.config.id).dir;
   }
 
   /** Writes vm.json (in the VM's current folder) and makes it the record's config. */
   private async saveConfig(record: VmRecord, config: VmConfig): Promise<void> {
     await this.store.save(config);
     record.config = config;
+    record.folder = this.store.folder(config.id).dir;
   }
 
   // ---------------------------------------------------------------- guest
@@ -606,7 +622,7 @@ class LocalVmService implements VmService {
     // A save cut short by a crash: the VM either still runs (reattached below) or is off.
     await rm(join(folder.stateDir, `${SAVED_STATE}.partial`), { force: true });
     const savedAt = await readSavedAt(folder);
-    const record = new VmRecord(config, savedAt ? 'saved' : 'off');
+    const record = new VmRecord(config, savedAt ? 'saved' : 'off', folder.dir);
     record.savedAt = savedAt;
     this.records.set(config.id, record);
     const found = await reattachVm({ config, paths: this.paths(config) }).catch((error: unknown) => ({
@@ -614,17 +630,17 @@ class LocalVmService implements VmService {
       reason: asVisorError(error).message,
     }));
     if (found === null) {
-      await this.mover.recover(record, (config) => this.saveConfig(record, config));
+      await this.recoverMove(record);
       return;
     }
     if ('exited' in found) {
       record.stateReason = `QEMU exited while the daemon was not running: ${found.reason}`;
       await rm(this.paths(config).runDir, { recursive: true, force: true });
-      await this.mover.recover(record, (config) => this.saveConfig(record, config));
+      await this.recoverMove(record);
       return;
     }
     record.instance = found;
-    await this.mover.recover(record, (config) => this.saveConfig(record, config));
+    await this.recoverMove(record);
     record.instance = null;
     const status = await found.status();
     this.adopt(record, found, status === 'paused' ? 'paused' : 'running');

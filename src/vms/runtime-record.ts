@@ -19,6 +19,8 @@ export class VmRecord {
   constructor(
     public config: VmConfig,
     state: VmState,
+    /** The folder the VM lives in (VmStore.folder); it changes with a whole-folder move. */
+    public folder: string,
   ) {
     this.state = state;
   }
@@ -35,6 +37,7 @@ export class VmRecord {
       pid: this.instance?.pid ?? null,
       runningSince: this.runningSince,
       savedAt: this.savedAt,
+      folder: this.folder,
     };
   }
 }

@@ -71,7 +71,7 @@ export class StorageMover {
     }
     const current = this.ctx.store.folder(config.id);
     const destination = resolve(spec.destination);
-    const folder = spec.disksOnly ? null : { from: current, to: await this.checkNewFolder(config, current, destination) };
+    const folder = spec.disksOnly ? null : { from: current, to: await checkNewVmFolder(this.ctx, config, destination, current) };
     if (spec.disksOnly) {
       const found = await stat(destination).catch(() => undefined);
       if (!found?.isDirectory()) throw new VisorError('not-found', 'folder-not-found', `No folder exists at "${destination}".`, { field: 'destination' });
@@ -103,33 +103,6 @@ export class StorageMover {
     const vars = join(current.firmwareDir, FIRMWARE_VARS_FILE);
     const firmwareVars = folder && config.generation === 2 && (await exists(vars)) ? { from: vars, to: join(folder.to.firmwareDir, FIRMWARE_VARS_FILE) } : null;
     return { disks, folder, firmwareVars };
-  }
-
-  /** The destination of a whole-folder move: new or empty, and nobody else's. */
-  private async checkNewFolder(config: VmConfig, current: VmFolder, destination: string): Promise<VmFolder> {
-    const registry = this.ctx.store.registryDir(config.id);
-    if (destination === current.dir) throw invalid('destination', `VM "${config.name}" already lives in "${destination}".`);
-    const inside = (parent: string): boolean => destination === parent || destination.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-    if (inside(current.dir)) throw invalid('destination', `"${destination}" is inside the VM's own folder "${current.dir}".`, 'Choose a folder outside it.');
-    if (current.dir.startsWith(destination + sep)) throw invalid('destination', `"${destination}" contains the VM's folder "${current.dir}".`, 'Choose a new or empty folder.');
-    // Back home to its registry entry is allowed; anywhere else under $VISOR_HOME/vms is not.
-    if (destination !== registry && inside(join(this.ctx.store.home, 'vms'))) {
-      throw invalid('destination', `"${destination}" is inside Visor's own VM registry.`, 'Choose a folder outside $VISOR_HOME/vms.');
-    }
-    for (const other of this.ctx.otherFolders()) {
-      if (inside(other) || other.startsWith(destination + sep)) throw invalid('destination', `"${destination}" overlaps the folder of another VM ("${other}").`);
-    }
-    if (destination !== registry) {
-      const found = await stat(destination).catch(() => undefined);
-      if (found && !found.isDirectory()) throw invalid('destination', `"${destination}" is a file, not a folder.`);
-      if (found && (await readdir(destination)).length > 0) {
-        throw new VisorError('conflict', 'folder-not-empty', `"${destination}" is not empty; a VM moves into a new or empty folder.`, {
-          field: 'destination',
-          hint: 'Name a new folder (it is created), or move only the disks with --disks-only.',
-        });
-      }
-    }
-    return folderAt(destination);
   }
 
   /**
@@ -256,6 +229,45 @@ export class StorageMover {
       console.error(`visord: VM "${record.name}": ${record.stateReason}`);
     }
   }
+}
+
+/**
+ * A folder a VM can move (or be created) into: new or empty, outside its own folder, other VMs'
+ * folders and $VISOR_HOME/vms — except its own registry entry, which is "back home". Refusals
+ * name `field` (destination, location).
+ */
+export async function checkNewVmFolder(
+  ctx: MoverContext,
+  config: Pick<VmConfig, 'id' | 'name'>,
+  destination: string,
+  current: VmFolder | null,
+  field = 'destination',
+): Promise<VmFolder> {
+  const registry = ctx.store.registryDir(config.id);
+  const inside = (parent: string): boolean => destination === parent || destination.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+  if (current) {
+    if (destination === current.dir) throw invalid(field, `VM "${config.name}" already lives in "${destination}".`);
+    if (inside(current.dir)) throw invalid(field, `"${destination}" is inside the VM's own folder "${current.dir}".`, 'Choose a folder outside it.');
+    if (current.dir.startsWith(destination + sep)) throw invalid(field, `"${destination}" contains the VM's folder "${current.dir}".`, 'Choose a new or empty folder.');
+  }
+  if (destination !== registry && inside(join(ctx.store.home, 'vms'))) {
+    throw invalid(field, `"${destination}" is inside Visor's own VM registry.`, 'Choose a folder outside $VISOR_HOME/vms.');
+  }
+  for (const other of ctx.otherFolders()) {
+    if (other === current?.dir) continue;
+    if (inside(other) || other.startsWith(destination + sep)) throw invalid(field, `"${destination}" overlaps the folder of another VM ("${other}").`);
+  }
+  if (destination !== registry) {
+    const found = await stat(destination).catch(() => undefined);
+    if (found && !found.isDirectory()) throw invalid(field, `"${destination}" is a file, not a folder.`);
+    if (found && (await readdir(destination)).length > 0) {
+      throw new VisorError('conflict', 'folder-not-empty', `"${destination}" is not empty; a VM goes into a new or empty folder.`, {
+        field,
+        hint: field === 'destination' ? 'Name a new folder (it is created), or move only the disks with --disks-only.' : 'Name a new folder (it is created).',
+      });
+    }
+  }
+  return folderAt(destination);
 }
 
 /** The move of an off or saved VM: copy (a differencing disk flattened) each disk, then switch vm.json; answers the old files. */

@@ -76,6 +76,22 @@ test('seed workflow: a differencing child of a template on a share, moved whole 
   });
 
   const local = join(base, 'local');
+  await t.test('a VM created on the share lives there; moved while off, its child is flattened into the local folder', async () => {
+    const onShare = join(mnt, 'vms', 'kept');
+    const kept = await host.json<VmView>(['vm', 'create', 'kept', '--image', template, '--differencing', '--location', onShare]);
+    assert.equal(kept.folder, onShare);
+    assert.equal(kept.config.disks[0]!.path, join(onShare, 'disks', 'kept.qcow2'));
+    assert.ok(await exists(join(onShare, 'vm.json')));
+    assert.equal((await readFile(join(host.home, 'vms', kept.config.id, 'location'), 'utf8')).trim(), onShare);
+    const moved = await host.cli(['vm', 'move-storage', 'kept', '--to', join(local, 'kept')]);
+    assert.equal(moved.code, 0, moved.stderr);
+    const shown = await host.json<VmView>(['vm', 'show', 'kept']);
+    assert.equal(shown.folder, join(local, 'kept'));
+    assert.equal(shown.config.disks[0]!.backing, undefined);
+    assert.equal(await backingOf(shown.config.disks[0]!.path), undefined, 'flattened by the offline move');
+    assert.ok(!(await exists(onShare)), 'nothing is left on the share');
+  });
+
   await t.test('running VMs move whole while the guest writes; the share can go', async () => {
     const writing = exec('web', WRITER, 240);
     await new Promise((r) => setTimeout(r, 1000));
@@ -93,6 +109,7 @@ test('seed workflow: a differencing child of a template on a share, moved whole 
       const folder = join(local, vm.config.name);
       const shown = await host.json<VmView>(['vm', 'show', vm.config.name]);
       assert.equal(shown.state, 'running');
+      assert.equal(shown.folder, folder);
       const disk = shown.config.disks[0]!;
       assert.equal(disk.path, join(folder, 'disks', `${vm.config.name}.qcow2`));
       assert.equal(disk.backing, undefined, 'the moved disk is standalone');

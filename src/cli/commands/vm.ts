@@ -65,7 +65,7 @@ function printVm(vm: VmView): void {
   );
   if (c.disks.length === 0) fields.push(['Disks', 'none']);
   c.disks.forEach((d, i) =>
-    fields.push([i === 0 ? 'Disks' : '', `${d.id}  ${d.controller} ${d.controllerNumber}:${d.location}  ${d.format}${d.readOnly ? ' (read-only)' : ''}  ${d.path}`]),
+    fields.push([i === 0 ? 'Disks' : '', `${d.id}  ${d.controller} ${d.controllerNumber}:${d.location}  ${d.format}${d.readOnly ? ' (read-only)' : ''}  ${d.path}${d.backing ? `  (differencing; parent ${d.backing.path})` : ''}`]),
   );
   fields.push(['DVD', c.dvd ? `${c.dvd.controller} ${c.dvd.controllerNumber}:${c.dvd.location}  ${c.dvd.iso ?? 'empty'}` : 'none']);
   if (c.networkAdapters.length === 0) fields.push(['Network', 'none']);
@@ -74,6 +74,7 @@ function printVm(vm: VmView): void {
   );
   fields.push(['Automatic start', c.automaticStartAction], ['Automatic stop', c.automaticStopAction]);
   if (c.sourceImage) fields.push(['Image', c.sourceImage]);
+  fields.push(['Location', vm.folder]);
   if (c.notes) fields.push(['Notes', c.notes]);
   fields.push(['Created', c.createdAt]);
   printFields(fields);
@@ -81,6 +82,7 @@ function printVm(vm: VmView): void {
 
 interface CreateOptions extends JsonOption {
   image?: string;
+  location?: string;
   differencing?: boolean;
   cpus?: string;
   memory?: string;
@@ -95,6 +97,7 @@ export async function create(name: string, options: CreateOptions): Promise<numb
   const spec: VmCreateSpec = { name };
   if (options.image !== undefined) spec.image = /^[./]/.test(options.image) ? resolve(options.image) : options.image;
   if (options.differencing) spec.differencing = true;
+  if (options.location !== undefined) spec.location = resolve(options.location);
   if (options.cpus !== undefined) spec.processorCount = parseCount(options.cpus, '--cpus');
   if (options.memory !== undefined) spec.startupMemory = parseSize(options.memory, '--memory');
   if (options.generation !== undefined) spec.generation = options.generation === '2' ? 2 : 1;
