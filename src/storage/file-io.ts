@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
-import { VisorError } from '../core/errors.js';
+import { cancelled, VisorError } from '../core/errors.js';
+import type { OperationContext } from '../core/progress.js';
 
 /**
  * Positional file I/O that always moves every byte: a short read or write is continued, and a
@@ -66,3 +67,119 @@ export async function forNonZeroRuns(buf: Buffer, write: (from: number, to: numb
   }
   if (start >= 0) await write(start, buf.length);
 }
+
+/**
+ * A stretch of a virtual disk that may hold data, for copyToRaw: `length` bytes at virtual
+ * `position`; `read(buf, offset)` fills `buf` with its bytes from `offset` (within the extent) on.
+ * Stretches not given are left as holes in the output.
+ */
+export interface Extent {
+  readonly position: number;
+  readonly length: number;
+  read(buf: Buffer, offset: number): Promise<void>;
+}
+
+export interface CopyToRawOptions {
+  /** Bytes per read (default COPY_CHUNK). */
+  readonly chunk?: number;
+  /** Reads and writes in flight, each lane with its own buffer (default COPY_LANES). */
+  readonly lanes?: number;
+  /** Named in the cancellation error ("Converting "a.vhdx" to raw"). */
+  readonly what: string;
+  /** Progress message (default 'Converting to raw'). */
+  readonly message?: string;
+}
+
+/**
+ * Chunk and lanes of copyToRaw, measured on a 2-core AMD EPYC guest against `qemu-img convert`
+ * (8 requests of 2 MiB). A 1 MiB buffer stays in the core's L2 cache (1 MiB) between the read
+ * that fills it and the write that empties it: serial read+write at 2 MiB took twice as long as
+ * at 1 MiB. Four lanes keep reads running while other lanes write (buffered writes to one file
+ * serialize on its inode lock anyway), within libuv's default pool of 4 threads.
+ * VISOR_COPY_CHUNK_KIB / VISOR_COPY_LANES override them for experiments.
+ */
+export const COPY_CHUNK = Math.max(1, Math.round(Number(process.env['VISOR_COPY_CHUNK_KIB'] ?? 1024) / 64)) * 64 * 1024;
+export const COPY_LANES = Math.max(1, Number(process.env['VISOR_COPY_LANES'] ?? 4));
+
+/**
+ * `count` page-aligned buffers of `size` bytes (a multiple of 64 KiB), for bulk reads and writes.
+ * Alignment matters: the kernel copies between the page cache and these buffers with `rep movsb`,
+ * and on the AMD EPYC hosts measured a buffer at a page boundary + 16 bytes (where malloc puts a
+ * large Buffer.allocUnsafe) made a 1.3 GiB VHDX → raw copy take ~40% longer than a page-aligned
+ * one (qemu-img aligns its buffers too). Node has no aligned allocation, but a WebAssembly
+ * memory is mapped on its own, page-aligned; without WebAssembly (--jitless) we fall back to
+ * ordinary Buffers.
+ */
+export function alignedBuffers(count: number, size: number): Buffer[] {
+  const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+  const memory = wasm && size % 65536 === 0 ? new wasm.Memory({ initial: (count * size) / 65536 }) : undefined;
+  return Array.from({ length: count }, (_, i) => (memory ? Buffer.from(memory.buffer, i * size, size) : Buffer.allocUnsafe(size)));
+}
+
+/**
+ * Writes `extents` (in increasing position, not overlapping) into the raw image open as `out`,
+ * which the caller has already sized: the bytes between extents, and runs of ZERO_GRAIN zeros
+ * within them, are left as holes. Reads and writes run in `lanes` lanes; each lane reads a
+ * chunk into its buffer and writes it back out at once. Reports progress through `ctx`, and
+ * stops at the next chunk when `ctx.signal` is aborted, throwing a cancellation. After a failure
+ * in one lane the others stop, and the first error is thrown once none is in flight.
+ */
+export async function copyToRaw(
+  out: FileHandle,
+  size: number,
+  extents: Iterable<Extent>,
+  ctx: OperationContext,
+  options: CopyToRawOptions,
+): Promise<void> {
+  const chunk = options.chunk ?? COPY_CHUNK;
+  if (chunk % 65536 !== 0) throw new RangeError(`copyToRaw: chunk ${chunk} is not a multiple of 64 KiB`);
+  const message = options.message ?? 'Converting to raw';
+  const source = extents[Symbol.iterator]();
+  let current: Extent | undefined;
+  let offset = 0;
+  /** The next chunk to copy, in order: [extent, offset within it, length]. */
+  const next = (): [Extent, number, number] | undefined => {
+    while (!current || offset >= current.length) {
+      const r = source.next();
+      if (r.done) return undefined;
+      current = r.value;
+      offset = 0;
+    }
+    const n = Math.min(chunk, current.length - offset);
+    const at = offset;
+    offset += n;
+    return [current, at, n];
+  };
+  let failure: unknown;
+  let reached = 0;
+  let lastReport = 0;
+  const lane = async (buf: Buffer): Promise<void> => {
+    for (;;) {
+      if (failure !== undefined) return;
+      if (ctx.signal.aborted) throw cancelled(options.what);
+      const piece = next();
+      if (!piece) return;
+      const [extent, at, n] = piece;
+      const view = n === chunk ? buf : buf.subarray(0, n);
+      await extent.read(view, at);
+      const position = extent.position + at;
+      await forNonZeroRuns(view, (from, to) => writeAll(out, view.subarray(from, to), position + from));
+      // Lanes finish out of order: report the furthest point reached, never going back.
+      if (position + n > reached) reached = position + n;
+      const now = Date.now();
+      if (now - lastReport > PROGRESS_INTERVAL_MS) {
+        lastReport = now;
+        ctx.progress(Math.min(1, reached / size), message);
+      }
+    }
+  };
+  ctx.progress(0, message);
+  const lanes = alignedBuffers(options.lanes ?? COPY_LANES, chunk).map((buf) =>
+    lane(buf).catch((error: unknown) => {
+      failure ??= error;
+    }),
+  );
+  await Promise.all(lanes);
+  if (failure !== undefined) throw failure;
+}
+const PROGRESS_INTERVAL_MS = 100;

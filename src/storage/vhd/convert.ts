@@ -1,8 +1,8 @@
 /**
  * Streaming a VHD (or a differencing chain) to a raw image and a raw image to a VHD, and
  * flattening a chain into a new standalone VHD. Unallocated blocks are skipped and all-zero runs
- * left as holes, so raw output is sparse; allocated blocks that sit back to back in the file are
- * read in one large read (bitmaps and all) and several reads are in flight at once.
+ * left as holes, so raw output is sparse (the copying itself is file-io.ts's copyToRaw, shared
+ * with the VHDX library).
  */
 import { open as openFile, unlink } from 'node:fs/promises';
 import { cancelled } from '../../core/errors.js';
@@ -11,65 +11,38 @@ import { createVhd, DEFAULT_BLOCK_SIZE } from './create.js';
 import { inFile, vhdError } from './errors.js';
 import { MiB, SECTOR_SIZE } from './layout.js';
 import { VhdFile } from './vhd-file.js';
-import { ZERO_GRAIN, forNonZeroRuns, writeAll } from '../file-io.js';
+import { copyToRaw, type Extent } from '../file-io.js';
 
-/** Bytes per read; several are in flight (libuv's pool has 4 threads). */
-const CHUNK = Number(process.env['VISOR_VHD_CHUNK_MIB'] ?? 8) * MiB;
-const IN_FLIGHT = Number(process.env['VISOR_VHD_IN_FLIGHT'] ?? 4);
-/** Zeros to compare whole parts against (runs of ZERO_GRAIN zeros become holes in the output). */
-const ZEROS = Buffer.alloc(Math.max(CHUNK, ZERO_GRAIN));
-const PROGRESS_INTERVAL_MS = 100;
+/** Bytes per step when converting from raw or flattening. */
+const CHUNK = 8 * MiB;
+/** Zeros to compare whole blocks against (an all-zero block stays unallocated). */
+const ZEROS = Buffer.alloc(CHUNK);
 
-/** Part of the virtual disk: read from the file directly (`segments`) or through the chain. */
-interface Piece {
-  readonly position: number;
-  readonly length: number;
-  /** When set: one file read [fileStart, fileEnd) holds these virtual runs at these file offsets. */
-  readonly direct?: { fileStart: number; fileEnd: number; segments: { position: number; fileOffset: number; length: number }[] };
-}
-
-/** The parts of the disk that may hold data, in order, as pieces of at most CHUNK file bytes. */
-function* pieces(file: VhdFile): Generator<Piece> {
+/**
+ * The parts of the disk that may hold data, in order: a fixed disk whole, else each block that
+ * may hold data. A dynamic disk's allocated block is read straight from the file (its data
+ * follows its sector bitmap); a differencing disk's blocks read through the chain.
+ */
+function* extents(file: VhdFile): Generator<Extent> {
   const size = file.virtualSize;
   const g = file.geometry;
   if (!g) {
-    for (let pos = 0; pos < size; pos += CHUNK) {
-      const length = Math.min(CHUNK, size - pos);
-      yield { position: pos, length, direct: { fileStart: pos, fileEnd: pos + length, segments: [{ position: pos, fileOffset: pos, length }] } };
-    }
+    yield { position: 0, length: size, read: (buf, at) => file.readFileBytes(buf, at) };
     return;
   }
   const differencing = file.diskType === 'differencing';
-  let run: { position: number; length: number; fileStart: number; fileEnd: number; segments: { position: number; fileOffset: number; length: number }[] } | undefined;
-  const flush = function* () {
-    if (run) yield { position: run.position, length: run.length, direct: { fileStart: run.fileStart, fileEnd: run.fileEnd, segments: run.segments } };
-    run = undefined;
-  };
   for (let block = 0; block < g.blockCount; block++) {
+    if (!file.blockMayHoldData(block)) continue;
     const position = block * g.blockSize;
     const length = Math.min(g.blockSize, size - position);
-    if (!file.blockMayHoldData(block)) continue;
     const offset = file.blockFileOffset(block);
-    if (differencing || offset === undefined) {
-      yield* flush();
-      for (let off = 0; off < length; off += CHUNK) yield { position: position + off, length: Math.min(CHUNK, length - off) };
-      continue;
-    }
-    const data = offset + g.bitmapSize;
-    for (let off = 0; off < length; off += CHUNK) {
-      const n = Math.min(CHUNK, length - off);
-      const seg = { position: position + off, fileOffset: data + off, length: n };
-      if (run && run.position + run.length === seg.position && seg.fileOffset + n - run.fileStart <= CHUNK && seg.fileOffset >= run.fileEnd) {
-        run.segments.push(seg);
-        run.length += n;
-        run.fileEnd = seg.fileOffset + n;
-        continue;
-      }
-      yield* flush();
-      run = { position: seg.position, length: n, fileStart: seg.fileOffset, fileEnd: seg.fileOffset + n, segments: [seg] };
+    if (!differencing && offset !== undefined) {
+      const data = offset + g.bitmapSize;
+      yield { position, length, read: (buf, at) => file.readFileBytes(buf, data + at) };
+    } else {
+      yield { position, length, read: (buf, at) => file.readInto(buf, position + at) };
     }
   }
-  yield* flush();
 }
 
 export interface ConvertOptions {
@@ -89,41 +62,8 @@ export async function convertToRaw(src: string | VhdFile, dst: string, ctx: Oper
       throw inFile(dst, error);
     });
     try {
-      const size = file.virtualSize;
-      await out.truncate(size);
-      const queue = pieces(file);
-      let lastReport = 0;
-      let reached = 0;
-      ctx.progress(0, 'Converting to raw');
-      const worker = async () => {
-        const buf = Buffer.allocUnsafe(CHUNK);
-        for (;;) {
-          if (ctx.signal.aborted) throw cancelled(`Converting "${file.path}" to raw`);
-          const next = queue.next();
-          if (next.done) return;
-          const piece = next.value;
-          if (piece.direct) {
-            const { fileStart, fileEnd, segments } = piece.direct;
-            await file.readFileBytes(buf.subarray(0, fileEnd - fileStart), fileStart);
-            for (const seg of segments) {
-              const view = buf.subarray(seg.fileOffset - fileStart, seg.fileOffset - fileStart + seg.length);
-              await forNonZeroRuns(view, (from, to) => writeAll(out, view.subarray(from, to), seg.position + from));
-            }
-          } else {
-            const view = buf.subarray(0, piece.length);
-            await file.readInto(view, piece.position);
-            await forNonZeroRuns(view, (from, to) => writeAll(out, view.subarray(from, to), piece.position + from));
-          }
-          // Workers finish out of order: report the furthest point reached, never going back.
-          reached = Math.max(reached, piece.position + piece.length);
-          const now = Date.now();
-          if (now - lastReport > PROGRESS_INTERVAL_MS) {
-            lastReport = now;
-            ctx.progress(Math.min(1, reached / size), 'Converting to raw');
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+      await out.truncate(file.virtualSize);
+      await copyToRaw(out, file.virtualSize, extents(file), ctx, { what: `Converting "${file.path}" to raw` });
       if (options.sync) await out.datasync();
       await out.close();
       ctx.progress(1, 'Converted to raw');
