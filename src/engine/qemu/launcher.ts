@@ -61,9 +61,13 @@ export async function launchVm(options: LaunchOptions): Promise<QemuInstance> {
     if (firmware) await ensureFirmwareVars(firmware, files);
     deadline.check();
 
-    const storage = await startStorageDaemon(config, files, qemu.storageDaemonBinary, { signal: deadline.signal });
-    if (storage) revert.add(() => storage.stop({ timeoutMs: 2_000 }));
-
+    // The storage daemon and QEMU start side by side: QEMU's NBD client retries its connection
+    // until the daemon listens (open-timeout), so the daemon's start-up is not on the path.
+    const qemuStart = new AbortController();
+    const storageStart = startStorageDaemon(config, files, qemu.storageDaemonBinary, { signal: deadline.signal }).catch((error: unknown) => {
+      qemuStart.abort(error);
+      throw error;
+    });
     const args = buildQemuArgs(config, {
       files,
       accelerator: options.accelerator,
@@ -74,7 +78,13 @@ export async function launchVm(options: LaunchOptions): Promise<QemuInstance> {
     });
     const spawnedMs = since();
     revert.add(() => killQemu(files, config.id));
-    await runDaemonizing(qemu.qemuBinary, args, { logFile: files.qemuLog, what: 'QEMU', signal: deadline.signal });
+    const qemuDaemonized = runDaemonizing(qemu.qemuBinary, args, { logFile: files.qemuLog, what: 'QEMU', signal: AbortSignal.any([deadline.signal, qemuStart.signal]) });
+    const [storageStarted, qemuStarted] = await Promise.allSettled([storageStart, qemuDaemonized]);
+    const storage = storageStarted.status === 'fulfilled' ? storageStarted.value : null;
+    if (storage) revert.add(() => storage.stop({ timeoutMs: 2_000 }));
+    // The daemon's own error explains a QEMU that gave up waiting for it.
+    if (storageStarted.status === 'rejected') throw storageStarted.reason;
+    if (qemuStarted.status === 'rejected') throw qemuStarted.reason;
     const daemonizedMs = since();
     const pid = await readPidFile(files.pidFile);
     if (pid === null) throw new VisorError('bug', ENGINE_ERROR_CODES.qemuStartFailed, `QEMU started but wrote no pidfile at ${files.pidFile}.`);

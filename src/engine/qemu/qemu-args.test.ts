@@ -136,6 +136,19 @@ describe('buildQemuArgs', () => {
     assert.equal(device(args, 'virtio-blk-pci'), 'virtio-blk-pci,id=disk-v,drive=disk-v,bootindex=1');
   });
 
+  it('a qcow2 differencing child of a VHDX template is served by the storage daemon; of a qcow2 one, by QEMU', () => {
+    const disks = [
+      disk('c', { path: '/d/c.qcow2', backing: { path: '/share/gold.vhdx', format: 'vhdx' } }),
+      disk('q', { path: '/d/q.qcow2', location: 1, backing: { path: 'nfs://srv/gold.qcow2', format: 'qcow2' } }),
+    ];
+    const blockdevs = values(build(vm({ disks })), '-blockdev');
+    assert.ok(blockdevs.some((b) => b.startsWith('driver=nbd,node-name=disk-c,')), blockdevs.join('\n'));
+    assert.ok(blockdevs.includes('driver=qcow2,node-name=disk-q,file=disk-q-file'), blockdevs.join('\n'));
+    const daemon = buildStorageDaemonArgs({ disks }, files);
+    assert.ok(daemon?.includes('driver=qcow2,node-name=disk-c,file=disk-c-file'), 'the daemon opens the child; its parent comes from the qcow2 header');
+    assert.ok(!daemon?.some((a) => a.includes('disk-q')));
+  });
+
   it('vhdx and vhd disks come from the storage daemon over NBD', () => {
     const disks = [
       disk('x', { format: 'vhdx', path: '/d/x.vhdx' }),
@@ -144,8 +157,8 @@ describe('buildQemuArgs', () => {
     ];
     const args = build(vm({ disks }));
     const blockdevs = values(args, '-blockdev');
-    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-x,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=x'));
-    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-h,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=h,read-only=on'));
+    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-x,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=x,open-timeout=20'));
+    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-h,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=h,open-timeout=20,read-only=on'));
     assert.ok(!blockdevs.some((b) => b.includes('vhdx') || b.includes('vpc')), 'no vhdx/vpc node inside QEMU');
     assert.ok(blockdevs.includes('driver=qcow2,node-name=disk-q,file=disk-q-file'));
 
