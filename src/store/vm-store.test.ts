@@ -4,29 +4,11 @@ import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmConfig } from '../core/index.js';
+import { sampleVmConfig } from '../core/vm-config-fixture.js';
 import { folderAt, makeFolderLayout, VmStore } from './vm-store.js';
 
 function config(id: string, name: string): VmConfig {
-  return {
-    schemaVersion: 1,
-    id,
-    name,
-    generation: 1,
-    secureBoot: false,
-    machineType: null,
-    processors: { count: 1 },
-    memory: { startup: 256 * 1024 * 1024, dynamic: null },
-    bootOrder: ['disk'],
-    disks: [],
-    dvd: null,
-    networkAdapters: [],
-    display: { width: 1024, height: 768 },
-    automaticStartAction: 'nothing',
-    automaticStopAction: 'save',
-    notes: '',
-    sourceImage: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-  };
+  return sampleVmConfig({ id, name });
 }
 
 const A = '0b6f8c3e-5d1a-4c4e-9a57-3f2d1e0c9b8a';

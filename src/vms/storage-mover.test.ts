@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmConfig } from '../core/index.js';
+import { sampleVmConfig } from '../core/vm-config-fixture.js';
 import { folderAt, makeFolderLayout, VmStore } from '../store/index.js';
 import { VmRecord } from './runtime-record.js';
 import { StorageMover } from './storage-mover.js';
@@ -21,26 +22,11 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   const store = new VmStore(join(base, 'home'));
   const from = await store.createFolders(ID);
   const to = folderAt(join(base, 'away'));
-  const config: VmConfig = {
-    schemaVersion: 1,
+  const config: VmConfig = sampleVmConfig({
     id: ID,
     name: 'web',
-    generation: 1,
-    secureBoot: false,
-    machineType: null,
-    processors: { count: 1 },
-    memory: { startup: 256 * 1024 * 1024, dynamic: null },
-    bootOrder: ['disk'],
     disks: [{ id: 'disk0', controller: 'ide', controllerNumber: 0, location: 0, path: join(from.disksDir, 'web.qcow2'), format: 'qcow2', readOnly: false }],
-    dvd: null,
-    networkAdapters: [],
-    display: { width: 1024, height: 768 },
-    automaticStartAction: 'nothing',
-    automaticStopAction: 'save',
-    notes: '',
-    sourceImage: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-  };
+  });
   await store.save(config);
   await writeFile(join(from.disksDir, 'web.qcow2'), 'old disk');
   await writeFile(join(from.stateDir, 'saved.vmstate'), 'state');

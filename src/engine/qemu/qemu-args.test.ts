@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VisorError } from '../../core/index.js';
 import type { DiskAttachment, VmConfig } from '../../core/index.js';
+import { sampleVmConfig } from '../../core/vm-config-fixture.js';
 import { diskNodeName } from './block-nodes.js';
 import { selectFirmware } from './firmware.js';
 import { VGA_MEMORY_MIB, buildQemuArgs } from './qemu-args.js';
@@ -11,27 +12,7 @@ import { buildStorageDaemonArgs } from './storage-daemon-args.js';
 const files = runtimeFiles({ vmDir: '/var/lib/visor/vms/x', runDir: '/run/visor/vms/x' });
 
 function vm(overrides: Partial<VmConfig> = {}): VmConfig {
-  return {
-    schemaVersion: 1,
-    id: '0b6f8c3e-5d1a-4c4e-9a57-3f2d1e0c9b8a',
-    name: 'web1',
-    generation: 1,
-    secureBoot: false,
-    machineType: null,
-    processors: { count: 2 },
-    memory: { startup: 512 * 1024 * 1024, dynamic: null },
-    bootOrder: ['disk'],
-    disks: [],
-    dvd: null,
-    networkAdapters: [],
-    display: { width: 1280, height: 800 },
-    automaticStartAction: 'nothing',
-    automaticStopAction: 'save',
-    notes: '',
-    sourceImage: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    ...overrides,
-  };
+  return sampleVmConfig(overrides);
 }
 
 function disk(id: string, rest: Partial<DiskAttachment> = {}): DiskAttachment {
