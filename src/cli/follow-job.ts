@@ -5,9 +5,11 @@ const BAR_WIDTH = 30;
 /**
  * Follows a job to its end with a progress bar on stderr (a TTY) or plain lines (otherwise), and
  * answers its result or throws its error. Ctrl-C cancels the job (the daemon says when it let
- * go); a second Ctrl-C leaves at once with 130, the job going on without us.
+ * go); a second Ctrl-C leaves at once with 130, the job going on without us. `accepted` may be
+ * the request still in flight (it waits up to a second for quick jobs): a Ctrl-C then cancels
+ * the job as soon as its id is known.
  */
-export async function followJob<T>(client: VisorClient, job: Job, options: { quiet?: boolean } = {}): Promise<T> {
+export async function followJob<T>(client: VisorClient, accepted: Job | Promise<Job>, options: { quiet?: boolean } = {}): Promise<T> {
   const tty = process.stderr.isTTY === true && !options.quiet;
   let lastLine = '';
   let drawn = false;
@@ -29,21 +31,28 @@ export async function followJob<T>(client: VisorClient, job: Job, options: { qui
     }
   };
 
+  let job: Job | null = null;
   let interrupts = 0;
+  const cancel = (id: string): void => {
+    process.stderr.write(`${drawn ? '\n' : ''}Cancelling job ${id} (Ctrl-C again to leave it running)...\n`);
+    client.cancelJob(id).catch((error: unknown) => {
+      process.stderr.write(`Could not cancel: ${(error as Error).message}\n`);
+    });
+  };
   const onInterrupt = (): void => {
     interrupts += 1;
     if (interrupts > 1) {
       if (drawn) process.stderr.write('\n');
-      process.stderr.write(`Left job ${job.id} running; see "visor job show ${job.id}".\n`);
+      process.stderr.write(job ? `Left job ${job.id} running; see "visor job show ${job.id}".\n` : 'Left; see "visor job list".\n');
       process.exit(130);
     }
-    process.stderr.write(`${drawn ? '\n' : ''}Cancelling job ${job.id} (Ctrl-C again to leave it running)...\n`);
-    client.cancelJob(job.id).catch((error: unknown) => {
-      process.stderr.write(`Could not cancel: ${(error as Error).message}\n`);
-    });
+    if (job) cancel(job.id);
   };
   process.on('SIGINT', onInterrupt);
   try {
+    job = await accepted;
+    // A Ctrl-C while the request was in flight: the job is now known, and cancelled unless done.
+    if (interrupts > 0 && (job.state === 'queued' || job.state === 'running')) cancel(job.id);
     const done = await client.waitForJob(job, { onUpdate: show });
     if (drawn) process.stderr.write('\n');
     return jobResult<T>(done);

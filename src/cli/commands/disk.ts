@@ -27,7 +27,7 @@ function formatOf(option: string | undefined, path: string, fallback?: DiskForma
 }
 
 async function diskJob(options: JsonOption, start: (c: VisorClient) => Promise<DiskJob>, said: (disk: DiskInfo) => string): Promise<number> {
-  const disk = await withClient(async (c) => followJob<DiskInfo>(c, await start(c), { quiet: options.json }));
+  const disk = await withClient(async (c) => followJob<DiskInfo>(c, start(c), { quiet: options.json }));
   if (options.json) printJson(disk);
   else process.stdout.write(`${said(disk)}\n`);
   return EXIT.ok;

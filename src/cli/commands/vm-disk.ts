@@ -94,7 +94,7 @@ export async function moveStorage(name: string, options: JsonOption & { to?: str
   if (options.to === undefined) throw usageError('Give the destination folder with --to.', 'For example: visor vm move-storage web1 --to /srv/vms/web1 --disks-only');
   const destination = resolve(options.to);
   const vm = await withClient(async (c) =>
-    followJob<VmView>(c, await c.moveVmStorage(name, { destination, disksOnly: options.disksOnly ?? false, ...(options.format ? { format: options.format } : {}) }), {
+    followJob<VmView>(c, c.moveVmStorage(name, { destination, disksOnly: options.disksOnly ?? false, ...(options.format ? { format: options.format } : {}) }), {
       quiet: options.json,
     }),
   );

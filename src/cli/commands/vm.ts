@@ -105,7 +105,7 @@ export async function create(name: string, options: CreateOptions): Promise<numb
   if (options.dvd !== undefined) spec.dvdIso = resolve(options.dvd);
   if (options.resolution !== undefined) spec.display = parseResolution(options.resolution);
   if (options.notes !== undefined) spec.notes = options.notes;
-  const vm = await withClient(async (c) => followJob<VmView>(c, await c.createVm(spec), { quiet: options.json }));
+  const vm = await withClient(async (c) => followJob<VmView>(c, c.createVm(spec), { quiet: options.json }));
   if (options.json) printJson(vm);
   else process.stdout.write(`Created VM "${vm.config.name}" (${vm.config.id}). Start it with "visor vm start ${vm.config.name}".\n`);
   return EXIT.ok;
@@ -142,7 +142,7 @@ export async function set(name: string, options: SetOptions): Promise<number> {
 }
 
 async function jobAction(name: string, options: JsonOption, start: (c: VisorClient) => Promise<VmJob>, said: (vm: VmView) => string): Promise<number> {
-  const vm = await withClient(async (c) => followJob<VmView>(c, await start(c), { quiet: options.json }));
+  const vm = await withClient(async (c) => followJob<VmView>(c, start(c), { quiet: options.json }));
   return done(vm, options, said(vm));
 }
 
