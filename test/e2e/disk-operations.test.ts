@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { VisorClient } from '../../src/api/index.js';
 import type { DiskInfo } from '../../src/core/index.js';
-import { VisorTestHost } from '../support/visor-host.js';
+import { VISOR_BIN, VisorTestHost } from '../support/visor-host.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -87,6 +87,26 @@ test('visor disk: new, inspect, convert a chain, resize, merge, compact; bad inp
     const done = await client.waitForJob(job);
     assert.equal(done.state, 'cancelled');
     assert.ok(await gone(p('big.vhdx')), 'no partial output is left');
+  });
+
+  await t.test('Ctrl-C in the CLI while its request still waits for the job cancels the job', async () => {
+    // Twice the data: the convert outlasts the second the request waits for a quick job.
+    const fh = await open(p('big.raw'), 'a');
+    const chunk = Buffer.alloc(16 * MiB, 0xa5);
+    for (let i = 48; i < 96; i++) await fh.write(chunk, 0, chunk.length, i * chunk.length);
+    await fh.close();
+    const child = spawn(VISOR_BIN, ['disk', 'convert', p('big.raw'), p('big.qcow2')], { env: host.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise((r) => setTimeout(r, 150));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /Cancelling job/);
+    const jobs = await host.json<Array<{ kind: string; target: string; state: string }>>(['job', 'list']);
+    const converts = jobs.filter((j) => j.kind === 'disk-convert' && j.target === p('big.raw'));
+    assert.deepEqual(converts.map((j) => j.state), ['cancelled', 'cancelled'], 'this one and the one before');
+    assert.ok(await gone(p('big.qcow2')), 'no partial output is left');
     await rm(p('big.raw'));
   });
 });
