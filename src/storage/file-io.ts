@@ -91,24 +91,24 @@ export interface CopyToRawOptions {
 }
 
 /**
- * Chunk and lanes of copyToRaw, measured on a 2-core AMD EPYC guest against `qemu-img convert`
- * (8 requests of 2 MiB). A 1 MiB buffer stays in the core's L2 cache (1 MiB) between the read
- * that fills it and the write that empties it: serial read+write at 2 MiB took twice as long as
- * at 1 MiB. Four lanes keep reads running while other lanes write (buffered writes to one file
- * serialize on its inode lock anyway), within libuv's default pool of 4 threads.
+ * Chunk and lanes of copyToRaw, measured in-process on a 2-core AMD EPYC guest (ext4) against
+ * `qemu-img convert` (8 requests of 2 MiB), rotating the order over 9 rounds: 2 MiB chunks
+ * beat 1 MiB ones (median 320 vs 850 ms on the 1.3 GiB VHDX bench image, 4 lanes) and 512 KiB
+ * ones; 6 lanes were a little ahead of 4 and 8, and 2 far behind (a lane waits for the main
+ * thread between its read and its write, so fewer lanes leave libuv's 4 threads idle).
  * VISOR_COPY_CHUNK_KIB / VISOR_COPY_LANES override them for experiments.
  */
-export const COPY_CHUNK = Math.max(1, Math.round(Number(process.env['VISOR_COPY_CHUNK_KIB'] ?? 1024) / 64)) * 64 * 1024;
-export const COPY_LANES = Math.max(1, Number(process.env['VISOR_COPY_LANES'] ?? 4));
+export const COPY_CHUNK = Math.max(1, Math.round(Number(process.env['VISOR_COPY_CHUNK_KIB'] ?? 2048) / 64)) * 64 * 1024;
+export const COPY_LANES = Math.max(1, Number(process.env['VISOR_COPY_LANES'] ?? 6));
 
 /**
  * `count` page-aligned buffers of `size` bytes (a multiple of 64 KiB), for bulk reads and writes.
- * Alignment matters: the kernel copies between the page cache and these buffers with `rep movsb`,
- * and on the AMD EPYC hosts measured a buffer at a page boundary + 16 bytes (where malloc puts a
- * large Buffer.allocUnsafe) made a 1.3 GiB VHDX → raw copy take ~40% longer than a page-aligned
- * one (qemu-img aligns its buffers too). Node has no aligned allocation, but a WebAssembly
- * memory is mapped on its own, page-aligned; without WebAssembly (--jitless) we fall back to
- * ordinary Buffers.
+ * Alignment matters to the kernel's copies between the page cache and these buffers: on the AMD
+ * EPYC guest measured, reading and writing 1.3 GiB through a 1 MiB buffer at a page boundary
+ * + 16 bytes (where malloc puts a large Buffer.allocUnsafe) took ~40% longer than through a
+ * page-aligned one, serially; ~10% longer in copyToRaw's 6 lanes of 2 MiB (qemu-img aligns its
+ * buffers too). Node has no aligned allocation, but a WebAssembly memory is mapped on its own,
+ * page-aligned; without WebAssembly (--jitless) we fall back to ordinary Buffers.
  */
 export function alignedBuffers(count: number, size: number): Buffer[] {
   const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
