@@ -15,6 +15,7 @@ import type {
   DiskResizeSpec,
   ExecResult,
   ExecSpec,
+  HostStopResult,
   ImageInfo,
   VmCreateSpec,
   VmUpdateSpec,
@@ -98,6 +99,10 @@ export class VisorClient {
   }
   host(): Promise<HostInfo> {
     return this.json('GET', '/v1/host');
+  }
+  /** The host's shutdown step: every running VM's automatic stop action (a job). */
+  stopVmsForHost(): Promise<Job & { result: HostStopResult[] | null }> {
+    return this.json('POST', '/v1/host/stop-vms');
   }
   images(): Promise<ImageInfo[]> {
     return this.json('GET', '/v1/images');

@@ -57,6 +57,11 @@ ${EXIT_CODES_HELP}`,
   json(host.command('info').description('what this host offers: accelerator, processors, memory, QEMU')).action(
     run(async () => (await other()).hostInfo),
   );
+  json(
+    host
+      .command('stop-vms')
+      .description('the host\'s shutdown step: each running VM\'s automatic stop action (save, shut down, turn off); packaging/systemd runs it'),
+  ).action(run(async () => (await other()).hostStopVms));
 
   const image = program.command('image').description('the image library');
   json(image.command('list').description('images VMs can be created from')).action(run(async () => (await other()).imageList));

@@ -80,6 +80,16 @@ export const VmView = z.object({
 });
 export type VmView = z.infer<typeof VmView>;
 
+/** What the host's shutdown step did to one VM: its automatic stop action and the outcome. */
+export const HostStopResult = z.object({
+  name: z.string(),
+  action: AutomaticStopAction,
+  /** The VM's state afterwards: saved or off, or still running when the action failed. */
+  state: VmState,
+  error: z.string().nullable(),
+});
+export type HostStopResult = z.infer<typeof HostStopResult>;
+
 export const ExecSpec = z.strictObject({
   command: z.array(z.string()).min(1),
   /** Seconds to wait for the command before giving up (it keeps running in the guest). */

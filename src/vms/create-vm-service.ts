@@ -16,7 +16,7 @@ import {
   parseOrThrow,
   quietContext,
 } from '../core/index.js';
-import type { DiskAttachment, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
+import type { DiskAttachment, HostStopResult, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
 import { VmStore, makeFolderLayout, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
 import { copyDiskFile, createDifferencingChild, createDisk, detectFormat, inspectDisk, validatePassthroughDevice } from '../storage/index.js';
@@ -47,6 +47,8 @@ export interface VmServiceOptions {
 }
 
 const SAVED_STATE = 'saved.vmstate';
+/** How long the host's shutdown step waits for a guest to shut down before turning it off. */
+const HOST_SHUTDOWN_GRACE_SECONDS = 120;
 const SAVED_META = 'saved.json';
 
 /** Builds the VM service: the one owner of VMs on this host (see vm-service.ts). */
@@ -342,6 +344,36 @@ class LocalVmService implements VmService {
 
   async restart(ref: string): Promise<VmView> {
     return this.simple(ref, 'restart', 'running', (i) => i.reset());
+  }
+
+  async stopVmsForHost(ctx: OperationContext): Promise<HostStopResult[]> {
+    const live = [...this.records.values()].filter((r) => r.state === 'running' || r.state === 'paused');
+    let done = 0;
+    ctx.progress(0, `Stopping ${live.length} VM${live.length === 1 ? '' : 's'}`);
+    const results = await Promise.all(
+      live.map(async (record): Promise<HostStopResult> => {
+        const action = record.config.automaticStopAction;
+        const id = record.config.id;
+        let error: string | null = null;
+        // Stopped by the host, not by a person: start-if-running starts it after the next boot.
+        record.stoppedByHost = true;
+        try {
+          if (action === 'save') await this.save(id, quietContext());
+          else if (action === 'turn-off') await this.turnOff(id);
+          else {
+            if (record.state === 'paused') await this.resume(id);
+            // The host will not wait for ever: a guest that ignores the button is turned off.
+            await this.shutDown(id, { timeoutSeconds: HOST_SHUTDOWN_GRACE_SECONDS, force: true }, quietContext());
+          }
+        } catch (e) {
+          error = asVisorError(e).message;
+          if (record.state === 'running' || record.state === 'paused') record.stoppedByHost = false;
+        }
+        ctx.progress(++done / live.length, `${record.name}: ${record.state}`);
+        return { name: record.name, action, state: record.state, error };
+      }),
+    );
+    return results.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   private async simple(
@@ -688,6 +720,7 @@ class LocalVmService implements VmService {
   /** Takes a QEMU process into a record and watches for its end. */
   private adopt(record: VmRecord, instance: QemuInstance, state: VmState): void {
     void writeFile(this.runningMarker(record), '').catch(() => undefined);
+    record.stoppedByHost = false;
     record.instance = instance;
     record.expectingExit = false;
     record.runningSince = null;
@@ -704,7 +737,7 @@ class LocalVmService implements VmService {
   }
 
   private retire(record: VmRecord, state: VmState, reason: string | null): void {
-    void rm(this.runningMarker(record), { force: true });
+    if (!record.stoppedByHost) void rm(this.runningMarker(record), { force: true });
     record.instance?.dispose();
     record.instance = null;
     record.expectingExit = false;

@@ -13,6 +13,8 @@ export class VmRecord {
   savedAt: string | null = null;
   /** Set while we stop QEMU on purpose, so its exit is not reported as a crash. */
   expectingExit = false;
+  /** Stopped by the host's shutdown step: its running marker stays (start-if-running). */
+  stoppedByHost = false;
   /** Cancels the operation in flight (a start or shut-down) when the VM is turned off. */
   operation: AbortController | null = null;
 

@@ -3,6 +3,7 @@ import type {
   DiskAttachment,
   ExecResult,
   ExecSpec,
+  HostStopResult,
   ImageInfo,
   OperationContext,
   VmCreateSpec,
@@ -49,6 +50,12 @@ export interface VmService {
   pause(ref: string): Promise<VmView>;
   resume(ref: string): Promise<VmView>;
   restart(ref: string): Promise<VmView>;
+  /**
+   * The host's shutdown step (Hyper-V's automatic stop action): every running or paused VM is
+   * saved, shut down or turned off as its config says, all at once. A VM that was running keeps
+   * its running marker, so `start-if-running` starts it again after the host's next boot.
+   */
+  stopVmsForHost(ctx: OperationContext): Promise<HostStopResult[]>;
 
   /** The VM's disks as in vm.json. */
   listDisks(ref: string): DiskAttachment[];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmView } from '../../src/core/index.js';
@@ -155,17 +155,26 @@ test('three VMs from boot to shutdown, across a daemon crash', { timeout: 600_00
     assert.match(vm.stateReason ?? '', /while the daemon was not running/);
   });
 
-  await t.test('an ACPI shutdown powers the UEFI guest off', async () => {
-    const { pid } = await show('uefi64');
-    const result = await host.cli(['vm', 'stop', 'uefi64', '--timeout', '60']);
+  await t.test('the host\'s shutdown step: each VM\'s automatic stop action (ACPI shut-down of the UEFI guest, save)', async () => {
+    const pids = { uefi64: (await show('uefi64')).pid!, bios32: (await show('bios32')).pid! };
+    await host.json(['vm', 'set', 'uefi64', '--auto-stop', 'shut-down', '--auto-start', 'start-if-running']);
+    await host.json(['vm', 'set', 'bios32', '--auto-stop', 'save']);
+    const result = await host.cli(['host', 'stop-vms', '--json']);
     assert.equal(result.code, 0, result.stderr);
+    const outcome = JSON.parse(result.stdout) as Array<{ name: string; action: string; state: string; error: string | null }>;
+    assert.deepEqual(outcome, [
+      { name: 'bios32', action: 'save', state: 'saved', error: null },
+      { name: 'uefi64', action: 'shut-down', state: 'off', error: null },
+    ]);
     assert.equal((await show('uefi64')).state, 'off');
-    await eventually(async () => (isAlive(pid!) ? undefined : true), 'its QEMU to be gone', 10_000);
+    assert.equal((await show('bios32')).state, 'saved');
+    for (const [name, pid] of Object.entries(pids)) await eventually(async () => (isAlive(pid) ? undefined : true), `${name}'s QEMU to be gone`, 10_000);
+    // Stopped by the host, so start-if-running starts it after the next boot: its marker stays.
+    const uefi = await show('uefi64');
+    await access(join(uefi.folder, 'state', 'running'));
   });
 
-  await t.test('turn off and delete', async () => {
-    assert.equal((await host.cli(['vm', 'stop', 'bios32', '--force'])).code, 0);
-    assert.equal((await show('bios32')).state, 'off');
+  await t.test('delete', async () => {
     const refused = await host.cli(['vm', 'delete', 'missing-vm']);
     assert.equal(refused.code, 3, 'not found exits 3');
     for (const name of names) assert.equal((await host.cli(['vm', 'delete', name])).code, 0);

@@ -113,6 +113,14 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 200: { description: 'The host.', schema: HostInfo } },
   },
   {
+    operationId: 'stopVmsForHost',
+    method: 'POST',
+    path: '/v1/host/stop-vms',
+    summary: 'The host\'s shutdown step: each running VM\'s automatic stop action (save, shut down or turn off), all at once (a job answering HostStopResult[]).',
+    tag: 'host',
+    responses: jobAccepted,
+  },
+  {
     operationId: 'listImages',
     method: 'GET',
     path: '/v1/images',
@@ -226,7 +234,7 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: vmView,
   },
   {
-    ...vmAction('moveVmStorage', 'move-storage', 'Move the VM\'s disks to another folder, live while it runs (a job with progress and cancel).', true),
+    ...vmAction('moveVmStorage', 'move-storage', 'Move the VM\'s disks, or its whole folder, to another folder, live while it runs (a job with progress and cancel).', true),
     body: VmMoveStorageSpec,
   },
   {

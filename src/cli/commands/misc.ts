@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { formatSize, type Job } from '../../api/index.js';
+import type { HostStopResult } from '../../core/index.js';
+import { followJob } from '../follow-job.js';
 import { withClient } from '../connect.js';
 import { EXIT } from '../exit-codes.js';
 import { printFields, printJson, printTable } from '../output.js';
@@ -26,6 +28,14 @@ export async function hostInfo(options: JsonOption): Promise<number> {
   if (options.json) printJson(host);
   else printFields(flatten(host));
   return EXIT.ok;
+}
+
+export async function hostStopVms(options: JsonOption): Promise<number> {
+  const results = await withClient((c) => followJob<HostStopResult[]>(c, c.stopVmsForHost(), { quiet: options.json }));
+  if (options.json) printJson(results);
+  else if (results.length === 0) process.stdout.write('No VM was running.\n');
+  else printTable(['NAME', 'ACTION', 'STATE', 'ERROR'], results.map((r) => [r.name, r.action, r.state, r.error ?? '']));
+  return results.some((r) => r.error !== null) ? EXIT.failed : EXIT.ok;
 }
 
 /** Nested host facts as `a.b: value` lines; byte counts ending in "memory"/"bytes" read as sizes. */
