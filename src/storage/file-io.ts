@@ -1,4 +1,4 @@
-import type { FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { cancelled, VisorError } from '../core/errors.js';
 import type { OperationContext } from '../core/progress.js';
 
@@ -53,12 +53,23 @@ export function errorInFile(path: string, error: unknown, ioCode: string): Visor
 export const ZERO_GRAIN = 64 * 1024;
 const ZERO_GRAIN_BUFFER = Buffer.alloc(ZERO_GRAIN);
 
-/** Calls `write(from, to)` for each run of `buf` that is not all zeros (ZERO_GRAIN granularity). */
-export async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>): Promise<void> {
+function isZero(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i += ZERO_GRAIN) {
+    const end = Math.min(i + ZERO_GRAIN, to);
+    if (buf.compare(ZERO_GRAIN_BUFFER, 0, end - i, i, end) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Calls `write(from, to)` for each run of `buf` that is not all zeros, looking at `grain`-sized
+ * parts from the start of `buf` (default ZERO_GRAIN): a part that is all zeros is left out.
+ */
+export async function forNonZeroRuns(buf: Buffer, write: (from: number, to: number) => Promise<void>, grain = ZERO_GRAIN): Promise<void> {
   let start = -1;
-  for (let i = 0; i < buf.length; i += ZERO_GRAIN) {
-    const end = Math.min(i + ZERO_GRAIN, buf.length);
-    const zero = buf.compare(ZERO_GRAIN_BUFFER, 0, end - i, i, end) === 0;
+  for (let i = 0; i < buf.length; i += grain) {
+    const end = Math.min(i + grain, buf.length);
+    const zero = isZero(buf, i, end);
     if (!zero && start < 0) start = i;
     if (zero && start >= 0) {
       await write(start, i);
@@ -66,6 +77,101 @@ export async function forNonZeroRuns(buf: Buffer, write: (from: number, to: numb
     }
   }
   if (start >= 0) await write(start, buf.length);
+}
+
+/** A virtual disk as copyNonZero reads it (VhdxFile and VhdFile are ones). */
+export interface DiskSource {
+  readonly virtualSize: number;
+  readInto(buf: Buffer, position: number): Promise<void>;
+  /** False when nothing in [position, position + length) can hold data; absent means anything may. */
+  blockMayHoldDataAt?(position: number, length: number): boolean;
+}
+
+export interface CopyNonZeroOptions {
+  /** Bytes read at a time, from position 0 on; a multiple of `grain`. */
+  readonly step: number;
+  /** All-zero parts of this size (counted from position 0) are not written. */
+  readonly grain: number;
+  /** Named in the cancellation error. */
+  readonly what: string;
+  /** Progress message. */
+  readonly message: string;
+  /** Run after each `bytes` bytes read (a flush, say). */
+  readonly checkpoint?: { readonly bytes: number; run(): Promise<void> };
+}
+
+/**
+ * Copies the virtual disk `src` into an image through `write(data, position)` (a VHD or VHDX
+ * file's write, which allocates blocks): stretches `src` says hold no data are skipped, and so
+ * are all-zero parts, so the target allocates only blocks with data. One read at a time: the
+ * target's writes go through its own bookkeeping (BAT, bitmaps, log), which is not built for
+ * concurrency. Used to flatten chains and to convert raw images into VHDs.
+ */
+export async function copyNonZero(
+  src: DiskSource,
+  write: (data: Buffer, position: number) => Promise<void>,
+  ctx: OperationContext,
+  options: CopyNonZeroOptions,
+): Promise<void> {
+  const { step, grain, what, message, checkpoint } = options;
+  const size = src.virtualSize;
+  const buf = Buffer.allocUnsafe(Math.min(step, size));
+  let sinceCheckpoint = 0;
+  for (let pos = 0; pos < size; pos += step) {
+    if (ctx.signal.aborted) throw cancelled(what);
+    const n = Math.min(step, size - pos);
+    if (src.blockMayHoldDataAt && !src.blockMayHoldDataAt(pos, n)) continue;
+    const view = buf.subarray(0, n);
+    await src.readInto(view, pos);
+    await forNonZeroRuns(view, (from, to) => write(view.subarray(from, to), pos + from), grain);
+    if (checkpoint && (sinceCheckpoint += n) >= checkpoint.bytes) {
+      await checkpoint.run();
+      sinceCheckpoint = 0;
+    }
+    ctx.progress((pos + n) / size, message);
+  }
+}
+
+export interface RawImageOptions {
+  /** Named in the cancellation error ("Converting "a.vhdx" to raw"). */
+  readonly what: string;
+  /** fdatasync the output before returning (qemu-img convert does not either). */
+  readonly sync: boolean;
+  /** Wraps a failure to create `dst` (the library's inFile, with its I/O error code). */
+  inFile(path: string, error: unknown): VisorError;
+}
+
+/**
+ * Writes a virtual disk of `size` bytes, given as the extents that may hold data, to the raw
+ * image `dst` (created or replaced), sparse: it is sized first, so what is not written is a
+ * hole, and copyToRaw leaves zero runs out. On failure or cancellation the partial output is
+ * removed. Shared by the VHD and VHDX convertToRaw.
+ */
+export async function writeRawImage(dst: string, size: number, extents: Iterable<Extent>, ctx: OperationContext, options: RawImageOptions): Promise<void> {
+  const out = await open(dst, 'w').catch((error: unknown) => {
+    throw options.inFile(dst, error);
+  });
+  try {
+    await out.truncate(size);
+    await copyToRaw(out, size, extents, ctx, { what: options.what });
+    if (options.sync) await out.datasync();
+    await out.close();
+    ctx.progress(1, 'Converted to raw');
+  } catch (error) {
+    await out.close().catch(() => undefined);
+    await unlink(dst).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Fills `out` with a parent disk's bytes at `position` (a differencing disk's unchanged
+ * sectors); what lies past the parent's end reads as zeros.
+ */
+export async function readFromParent(parent: DiskSource, out: Buffer, position: number): Promise<void> {
+  const available = Math.max(0, Math.min(out.length, parent.virtualSize - position));
+  if (available > 0) await parent.readInto(out.subarray(0, available), position);
+  out.fill(0, available);
 }
 
 /**

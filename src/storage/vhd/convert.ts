@@ -5,18 +5,15 @@
  * with the VHDX library).
  */
 import { open as openFile, unlink } from 'node:fs/promises';
-import { cancelled } from '../../core/errors.js';
 import type { OperationContext } from '../../core/progress.js';
 import { createVhd, DEFAULT_BLOCK_SIZE } from './create.js';
 import { inFile, vhdError } from './errors.js';
 import { MiB, SECTOR_SIZE } from './layout.js';
 import { VhdFile } from './vhd-file.js';
-import { copyToRaw, type Extent } from '../file-io.js';
+import { copyNonZero, readInto, writeRawImage, type Extent } from '../file-io.js';
 
 /** Bytes per step when converting from raw or flattening. */
 const CHUNK = 8 * MiB;
-/** Zeros to compare whole blocks against (an all-zero block stays unallocated). */
-const ZEROS = Buffer.alloc(CHUNK);
 
 /**
  * The parts of the disk that may hold data, in order: a fixed disk whole, else each block that
@@ -58,20 +55,8 @@ export interface ConvertOptions {
 export async function convertToRaw(src: string | VhdFile, dst: string, ctx: OperationContext, options: ConvertOptions = {}): Promise<void> {
   const file = typeof src === 'string' ? await VhdFile.open(src, { readOnly: true }) : src;
   try {
-    const out = await openFile(dst, 'w').catch((error: unknown) => {
-      throw inFile(dst, error);
-    });
-    try {
-      await out.truncate(file.virtualSize);
-      await copyToRaw(out, file.virtualSize, extents(file), ctx, { what: `Converting "${file.path}" to raw` });
-      if (options.sync) await out.datasync();
-      await out.close();
-      ctx.progress(1, 'Converted to raw');
-    } catch (error) {
-      await out.close().catch(() => undefined);
-      await unlink(dst).catch(() => undefined);
-      throw error;
-    }
+    const what = `Converting "${file.path}" to raw`;
+    await writeRawImage(dst, file.virtualSize, extents(file), ctx, { what, sync: options.sync === true, inFile });
   } finally {
     if (typeof src === 'string') await file.close();
   }
@@ -109,28 +94,17 @@ export async function convertFromRaw(src: string, dst: string, ctx: OperationCon
     created = true;
     const out = await VhdFile.open(dst, { readOnly: false });
     try {
-      // Whole blocks per write, so a dynamic disk allocates only blocks with data.
+      // Whole blocks per write, so a dynamic disk allocates only blocks with data. Past the raw
+      // file's end (padding to a sector) reads as zeros.
       const grain = out.geometry?.blockSize ?? 2 * MiB;
-      const step = Math.max(grain, Math.floor(CHUNK / grain) * grain);
-      const buf = Buffer.alloc(step);
+      const raw = { virtualSize: size, readInto: (buf: Buffer, position: number) => readInto(input, buf, position) };
       ctx.progress(0, 'Converting from raw');
-      for (let pos = 0; pos < size; pos += step) {
-        if (ctx.signal.aborted) throw cancelled(`Converting "${src}" to VHD`);
-        const n = Math.min(step, size - pos);
-        const view = buf.subarray(0, n);
-        let got = 0;
-        while (got < n) {
-          const { bytesRead } = await input.read(view, got, n - got, pos + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        view.fill(0, got);
-        for (let off = 0; off < n; off += grain) {
-          const part = view.subarray(off, Math.min(n, off + grain));
-          if (part.compare(ZEROS, 0, part.length) !== 0) await out.write(part, pos + off);
-        }
-        ctx.progress((pos + n) / size, 'Converting from raw');
-      }
+      await copyNonZero(raw, (data, position) => out.write(data, position), ctx, {
+        step: Math.max(grain, Math.floor(CHUNK / grain) * grain),
+        grain,
+        what: `Converting "${src}" to VHD`,
+        message: 'Converting from raw',
+      });
       await out.close();
     } catch (error) {
       await out.close().catch(() => undefined);
@@ -168,27 +142,13 @@ export async function flattenChain(topPath: string, dstPath: string, ctx: Operat
     created = true;
     const out = await VhdFile.open(dstPath, { readOnly: false });
     try {
-      const size = top.virtualSize;
       const grain = out.geometry!.blockSize;
-      const step = Math.max(grain, Math.floor(CHUNK / grain) * grain);
-      const buf = Buffer.allocUnsafe(step);
-      const topBlock = top.geometry?.blockSize;
-      for (let pos = 0; pos < size; pos += step) {
-        if (ctx.signal.aborted) throw cancelled(`Flattening "${topPath}"`);
-        const n = Math.min(step, size - pos);
-        if (topBlock !== undefined) {
-          let mayHold = false;
-          for (let b = Math.floor(pos / topBlock); b * topBlock < pos + n; b++) mayHold ||= top.blockMayHoldData(b);
-          if (!mayHold) continue;
-        }
-        const view = buf.subarray(0, n);
-        await top.readInto(view, pos);
-        for (let off = 0; off < n; off += grain) {
-          const part = view.subarray(off, Math.min(n, off + grain));
-          if (part.compare(ZEROS, 0, part.length) !== 0) await out.write(part, pos + off);
-        }
-        ctx.progress((pos + n) / size, 'Flattening');
-      }
+      await copyNonZero(top, (data, position) => out.write(data, position), ctx, {
+        step: Math.max(grain, Math.floor(CHUNK / grain) * grain),
+        grain,
+        what: `Flattening "${topPath}"`,
+        message: 'Flattening',
+      });
       await out.close();
     } catch (error) {
       await out.close().catch(() => undefined);

@@ -13,7 +13,7 @@ import { encodeFooter, FOOTER_SIZE, geometrySize, parseFooter, type ChsGeometry,
 import { alignUp, SECTOR_SIZE } from './layout.js';
 import { checkLocatorEntry, decodeLocator, locatorExtent, parentCandidates, PLATFORM_NONE, type ParentLocator } from './parent-locator.js';
 import { bitmapSize, runLength, setBits, testBit } from './sector-bitmap.js';
-import { readInto, readExactly, writeAll } from '../file-io.js';
+import { readFromParent, readInto, readExactly, writeAll } from '../file-io.js';
 
 /**
  * Differencing writes copy up whole 4 KiB units (8 sectors, one bitmap byte). The spec allows
@@ -271,6 +271,14 @@ export class VhdFile {
     return false;
   }
 
+  /** Whether any block overlapping [position, position + length) may hold data (see blockMayHoldData). */
+  blockMayHoldDataAt(position: number, length: number): boolean {
+    const g = this.dyn?.g;
+    if (!g) return true;
+    for (let b = Math.floor(position / g.blockSize); b * g.blockSize < position + length; b++) if (this.blockMayHoldData(b)) return true;
+    return false;
+  }
+
   /** The sector bitmap of an allocated block (a copy), or undefined when it is not allocated. */
   async sectorBitmap(block: number): Promise<Buffer | undefined> {
     const d = this.dynamic();
@@ -343,9 +351,7 @@ export class VhdFile {
         `"${this.path}" is a differencing disk opened without its parent, so its unchanged sectors cannot be read.`,
       );
     }
-    const available = Math.max(0, Math.min(out.length, this.parent.virtualSize - position));
-    if (available > 0) await this.parent.readInto(out.subarray(0, available), position);
-    out.fill(0, available);
+    return readFromParent(this.parent, out, position);
   }
 
   private async loadBitmap(block: number): Promise<Buffer> {

@@ -3,15 +3,14 @@
  * standalone VHDX. Unallocated blocks are skipped and all-zero runs are left as holes, so the
  * output is sparse (the copying itself is file-io.ts's copyToRaw, shared with the VHD library).
  */
-import { open as openFile, unlink } from 'node:fs/promises';
-import { cancelled } from '../../core/errors.js';
+import { unlink } from 'node:fs/promises';
 import type { OperationContext } from '../../core/progress.js';
 import { PAYLOAD_BLOCK_FULLY_PRESENT } from './bat.js';
 import { createVhdx } from './create.js';
 import { inFile } from './errors.js';
 import { MiB } from './layout.js';
 import { VhdxFile } from './vhdx-file.js';
-import { copyToRaw, forNonZeroRuns, type Extent } from '../file-io.js';
+import { copyNonZero, writeRawImage, ZERO_GRAIN, type Extent } from '../file-io.js';
 
 /** Bytes per read when flattening. */
 const CHUNK = 2 * MiB;
@@ -50,20 +49,8 @@ export async function convertToRaw(src: string | VhdxFile, dst: string, ctx: Ope
   const file =
     typeof src === 'string' ? await VhdxFile.open(src, { readOnly: true, tolerateEmptyLog: options.tolerateEmptyLog ?? false }) : src;
   try {
-    const out = await openFile(dst, 'w').catch((error: unknown) => {
-      throw inFile(dst, error);
-    });
-    try {
-      await out.truncate(file.virtualSize);
-      await copyToRaw(out, file.virtualSize, extents(file), ctx, { what: `Converting "${file.path}" to raw` });
-      if (options.sync) await out.datasync();
-      await out.close();
-      ctx.progress(1, 'Converted to raw');
-    } catch (error) {
-      await out.close().catch(() => undefined);
-      await unlink(dst).catch(() => undefined);
-      throw error;
-    }
+    const what = `Converting "${file.path}" to raw`;
+    await writeRawImage(dst, file.virtualSize, extents(file), ctx, { what, sync: options.sync === true, inFile });
   } finally {
     if (typeof src === 'string') await file.close();
   }
@@ -94,25 +81,13 @@ export async function flattenChain(topPath: string, dstPath: string, ctx: Operat
     created = true;
     const out = await VhdxFile.open(dstPath, { readOnly: false });
     try {
-      const size = top.virtualSize;
-      const buf = Buffer.allocUnsafe(CHUNK);
-      let sinceFlush = 0;
-      for (let pos = 0; pos < size; pos += CHUNK) {
-        if (ctx.signal.aborted) throw cancelled(`Flattening "${topPath}"`);
-        const n = Math.min(CHUNK, size - pos);
-        const { blockSize } = top.geometry;
-        let mayHold = false;
-        for (let b = Math.floor(pos / blockSize); b * blockSize < pos + n; b++) mayHold ||= top.blockMayHoldData(b);
-        if (!mayHold) continue;
-        const view = buf.subarray(0, n);
-        await top.readInto(view, pos);
-        await forNonZeroRuns(view, (from, to) => out.write(view.subarray(from, to), pos + from));
-        if ((sinceFlush += n) >= 256 * MiB) {
-          await out.flush();
-          sinceFlush = 0;
-        }
-        ctx.progress((pos + n) / size, 'Flattening');
-      }
+      await copyNonZero(top, (data, position) => out.write(data, position), ctx, {
+        step: CHUNK,
+        grain: ZERO_GRAIN,
+        what: `Flattening "${topPath}"`,
+        message: 'Flattening',
+        checkpoint: { bytes: 256 * MiB, run: () => out.flush() },
+      });
       await out.close();
     } catch (error) {
       await out.close().catch(() => undefined);

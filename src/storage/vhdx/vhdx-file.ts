@@ -48,7 +48,7 @@ import {
   type RegionTable,
 } from './region-table.js';
 import { bitmapBitIndex, runLength, setBits, testBit } from './sector-bitmap.js';
-import { readInto, readExactly, writeAll } from '../file-io.js';
+import { readFromParent, readInto, readExactly, writeAll } from '../file-io.js';
 
 /** Deeper chains than this are refused: Hyper-V checkpoint trees stay far below it. */
 export const MAX_CHAIN_DEPTH = 64;
@@ -484,9 +484,7 @@ export class VhdxFile {
         `"${this.path}" is a differencing disk opened without its parent, so its unchanged sectors cannot be read.`,
       );
     }
-    const available = Math.max(0, Math.min(out.length, this.parent.virtualSize - position));
-    if (available > 0) await this.parent.readInto(out.subarray(0, available), position);
-    out.fill(0, available);
+    return readFromParent(this.parent, out, position);
   }
 
   private async loadBitmap(chunk: number): Promise<Buffer> {
