@@ -218,7 +218,13 @@ export const COPY_LANES = Math.max(1, Number(process.env['VISOR_COPY_LANES'] ?? 
  */
 export function alignedBuffers(count: number, size: number): Buffer[] {
   const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
-  const memory = wasm && size % 65536 === 0 ? new wasm.Memory({ initial: (count * size) / 65536 }) : undefined;
+  let memory: { buffer: ArrayBuffer } | undefined;
+  try {
+    // V8 reserves address space for a WebAssembly memory; where that is refused (ulimit -v), plain Buffers.
+    if (wasm && size % 65536 === 0) memory = new wasm.Memory({ initial: (count * size) / 65536 });
+  } catch {
+    memory = undefined;
+  }
   return Array.from({ length: count }, (_, i) => (memory ? Buffer.from(memory.buffer, i * size, size) : Buffer.allocUnsafe(size)));
 }
 
