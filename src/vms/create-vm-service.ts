@@ -47,9 +47,9 @@ export interface VmServiceOptions {
 }
 
 const SAVED_STATE = 'saved.vmstate';
+const SAVED_META = 'saved.json';
 /** How long the host's shutdown step waits for a guest to shut down before turning it off. */
 const HOST_SHUTDOWN_GRACE_SECONDS = 120;
-const SAVED_META = 'saved.json';
 
 /** Builds the VM service: the one owner of VMs on this host (see vm-service.ts). */
 export async function createVmService(options: VmServiceOptions): Promise<VmService> {
