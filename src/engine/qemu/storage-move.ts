@@ -7,7 +7,7 @@ import { VisorError, cancelled, quietContext } from '../../core/index.js';
 import type { DiskAttachment, DiskFormat, OperationContext } from '../../core/index.js';
 import { BLOCK_ERROR_CODES, deleteDiskNodes, diskServing, namedNode } from './block-graph.js';
 import type { DiskServing } from './block-graph.js';
-import { MirrorJob } from './block-jobs.js';
+import { MirrorJob, addCopyTarget, restoreTargetCache } from './block-jobs.js';
 import { FIRMWARE_VARS_MOVE_ID, diskNodes, formatDriver, moveTargetNodeName } from './block-nodes.js';
 import { Deadline } from './deadline.js';
 import { isRemoteLocation } from './disk-location.js';
@@ -92,6 +92,9 @@ interface Leg {
   targetNode: string;
   job: MirrorJob;
   record: MoveRecordDisk;
+  /** The target's protocol node as a launch would open it, and whether the copy opened it O_DIRECT. */
+  targetProtocol?: Record<string, unknown>;
+  directCopy?: boolean;
 }
 
 /**
@@ -160,7 +163,8 @@ export async function moveStorage(
       await createImage(leg.move.path, leg.move.format, size, deadline.signal);
       const nodes = diskNodes({ path: leg.move.path, format: leg.move.format, readOnly: false }, leg.targetNode, { blockDevices: options.blockDevices, field: 'path' });
       revert.add(() => deleteDiskNodes(leg.qmp, leg.targetNode, { timeoutMs: 10_000 }));
-      await leg.qmp.blockdevAdd(nodes.protocol, wait);
+      leg.targetProtocol = nodes.protocol;
+      leg.directCopy = await addCopyTarget(leg.qmp, nodes.protocol, wait);
       await leg.qmp.blockdevAdd(nodes.format, wait);
       revert.add(() => leg.job.cancel({ timeoutMs: 30_000 }));
       await leg.job.start(leg.serving.nodeName, leg.targetNode, { ...wait, copyMode: options.copyMode, speed: options.speed });
@@ -247,9 +251,12 @@ export async function moveStorage(
     for (const leg of legs) leg.job.dispose();
   }
 
-  // 5. The sources' nodes go; their files are the caller's.
+  // 5. The sources' nodes go; their files are the caller's. A target copied into with O_DIRECT
+  // goes back to the page cache, as the disk runs after a launch (a failure leaves it O_DIRECT:
+  // slower for some guests, never wrong).
   for (const leg of legs) {
     await deleteDiskNodes(leg.qmp, leg.serving.nodeName, pivotWait).catch(() => undefined);
+    if (leg.directCopy && leg.targetProtocol) await restoreTargetCache(leg.qmp, leg.targetProtocol, pivotWait).catch(() => undefined);
   }
   ctx.progress(1, 'Moved');
   return {
