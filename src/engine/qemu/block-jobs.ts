@@ -45,10 +45,26 @@ export class MirrorJob implements Disposable {
     return this.#next.promise;
   }
 
-  /** Starts `blockdev-mirror` from `source` to `target` (sync full: a standalone copy). */
-  async start(source: string, target: string, options: WaitOptions & { copyMode?: 'background' | 'write-blocking'; speed?: number } = {}): Promise<void> {
+  /**
+   * Starts `blockdev-mirror` from `source` to `target` (sync full: a standalone copy). `bufSize`
+   * is QEMU's `buf-size` (default 16 MiB: 16 requests of 1 MiB in flight; above that each
+   * request grows to buf-size / 16).
+   */
+  async start(
+    source: string,
+    target: string,
+    options: WaitOptions & { copyMode?: 'background' | 'write-blocking'; speed?: number; bufSize?: number } = {},
+  ): Promise<void> {
     await this.qmp.blockdevMirror(
-      { 'job-id': this.id, device: source, target, sync: 'full', 'copy-mode': options.copyMode ?? 'background', ...(options.speed ? { speed: options.speed } : {}) },
+      {
+        'job-id': this.id,
+        device: source,
+        target,
+        sync: 'full',
+        'copy-mode': options.copyMode ?? 'background',
+        ...(options.speed ? { speed: options.speed } : {}),
+        ...(options.bufSize ? { 'buf-size': options.bufSize } : {}),
+      },
       options,
     );
   }
@@ -121,6 +137,14 @@ export class MirrorJob implements Disposable {
     this.dispose();
   }
 }
+
+/**
+ * The mirror's buffer when its target is O_DIRECT: 16 requests of 8 MiB. ext4 serializes
+ * O_DIRECT writes into a file's holes (a fresh target is all holes) on its inode lock, so the
+ * copy runs at one write at a time; larger writes mean fewer round trips. Held by QEMU (or the
+ * storage daemon) only while the mirror runs.
+ */
+export const DIRECT_COPY_BUF_SIZE = 128 * 1024 * 1024;
 
 /**
  * Adds a move target's protocol node for the copy: a local file or block device is opened with

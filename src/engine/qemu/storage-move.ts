@@ -7,7 +7,7 @@ import { VisorError, cancelled, quietContext } from '../../core/index.js';
 import type { DiskAttachment, DiskFormat, OperationContext } from '../../core/index.js';
 import { BLOCK_ERROR_CODES, deleteDiskNodes, diskServing, namedNode } from './block-graph.js';
 import type { DiskServing } from './block-graph.js';
-import { MirrorJob, addCopyTarget, restoreTargetCache } from './block-jobs.js';
+import { DIRECT_COPY_BUF_SIZE, MirrorJob, addCopyTarget, restoreTargetCache } from './block-jobs.js';
 import { FIRMWARE_VARS_MOVE_ID, diskNodes, formatDriver, moveTargetNodeName } from './block-nodes.js';
 import { Deadline } from './deadline.js';
 import { isRemoteLocation } from './disk-location.js';
@@ -167,7 +167,12 @@ export async function moveStorage(
       leg.directCopy = await addCopyTarget(leg.qmp, nodes.protocol, wait);
       await leg.qmp.blockdevAdd(nodes.format, wait);
       revert.add(() => leg.job.cancel({ timeoutMs: 30_000 }));
-      await leg.job.start(leg.serving.nodeName, leg.targetNode, { ...wait, copyMode: options.copyMode, speed: options.speed });
+      await leg.job.start(leg.serving.nodeName, leg.targetNode, {
+        ...wait,
+        copyMode: options.copyMode,
+        speed: options.speed,
+        bufSize: leg.directCopy ? DIRECT_COPY_BUF_SIZE : undefined,
+      });
     }
 
     // 3. Copy until every mirror is ready.
