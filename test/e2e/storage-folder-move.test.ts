@@ -35,13 +35,16 @@ const WRITER = 'i=0; while [ $i -lt 200 ]; do echo "line $i" >> /data/during; sy
 
 test('seed workflow: a differencing child of a template on a share, moved whole to a local folder while it runs', { timeout: 420_000, skip: haveShare ? false : 'needs root, sshfs and openssh-server' }, async (t) => {
   const host = await VisorTestHost.create();
-  t.after(() => host.dispose());
   const ssh = await SshServer.start();
-  t.after(() => ssh.dispose());
+  // The share goes first (unmounted), so removing the test's folders never walks into it.
+  t.after(async () => {
+    await ssh.dispose();
+    await host.dispose();
+  });
   const base = join(host.home, '..');
   const share = join(ssh.dir, 'share');
   await mkdir(share);
-  const mnt = join(base, 'share');
+  const mnt = join(ssh.dir, 'mnt');
   await ssh.mountSshfs(share, mnt);
   const template = join(mnt, 'template.vhdx');
   await copyFile(join(IMAGES_DIR, 'tiny-x64.vhdx'), template);

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runtimeFiles } from '../../src/engine/qemu/runtime-files.js';
 
 /** The checkout's root, from dist/test/support. */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -95,8 +96,9 @@ export class VisorTestHost {
     const vmsDir = join(this.run, 'vms');
     const pids: number[] = [];
     for (const id of await readdir(vmsDir).catch(() => [] as string[])) {
-      for (const file of ['qemu.pid', join('storage', 'qsd.pid')]) {
-        const text = await readFile(join(vmsDir, id, file), 'utf8').catch(() => '');
+      const files = runtimeFiles({ vmDir: '', runDir: join(vmsDir, id) });
+      for (const file of [files.pidFile, files.storagePidFile]) {
+        const text = await readFile(file, 'utf8').catch(() => '');
         const pid = Number.parseInt(text, 10);
         if (pid > 0) pids.push(pid);
       }
