@@ -213,8 +213,9 @@ export const COPY_LANES = Math.max(1, Number(process.env['VISOR_COPY_LANES'] ?? 
  * EPYC guest measured, reading and writing 1.3 GiB through a 1 MiB buffer at a page boundary
  * + 16 bytes (where malloc puts a large Buffer.allocUnsafe) took ~40% longer than through a
  * page-aligned one, serially; in copyToRaw's lanes of 2 MiB the best runs were ~10% slower
- * unaligned, the medians within the noise of a loaded host (qemu-img aligns its buffers too). Node has no aligned allocation, but a WebAssembly memory is mapped on its own,
- * page-aligned; without WebAssembly (--jitless) we fall back to ordinary Buffers.
+ * unaligned, the medians within the noise of a loaded host (qemu-img aligns its buffers too).
+ * Node has no aligned allocation, but a WebAssembly memory is mapped on its own, page-aligned;
+ * without WebAssembly (--jitless) we fall back to ordinary Buffers.
  */
 export function alignedBuffers(count: number, size: number): Buffer[] {
   const wasm = (globalThis as { WebAssembly?: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
