@@ -244,8 +244,14 @@ export async function main(argv: readonly string[]): Promise<number> {
 /** Run as a program (bin/visor execs this file). */
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv.slice(2)).then((code) => {
-    // Leave once stdout is written: an open handle (a keep-alive socket) must not hold the CLI.
+    // Leave once stdout and stderr are written (a pipe takes 64 KiB at a time and the rest
+    // asynchronously), but do not wait for open handles such as a keep-alive socket.
     process.exitCode = code;
-    setImmediate(() => process.exit(code));
+    let pending = 2;
+    const leave = (): void => {
+      if (--pending === 0) process.exit(code);
+    };
+    process.stdout.write('', leave);
+    process.stderr.write('', leave);
   });
 }
