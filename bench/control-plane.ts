@@ -1,7 +1,7 @@
 /**
  * Control-plane latency: from the API's start request to QEMU's exec, median over rounds, for a
  * VM whose disk QEMU opens itself (qcow2) and one whose VHDX disk its storage daemon serves
- * (started beside QEMU, whose NBD client waits for it). QEMU is reached through bench/lib/qemu-exec-stamp.sh, which notes the time
+ * (started first, until its socket listens; our QMP connection to it is made while QEMU starts). QEMU is reached through bench/lib/qemu-exec-stamp.sh, which notes the time
  * of its own exec; that wrapper's own start (bash) is timed too and printed as the baseline.
  * Goal: median <= 20 ms. Run: node dist/bench/control-plane.js (after the build).
  */
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     }
     const fmt = (xs: number[]): string => `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
     console.log(`control-plane: API start request → QEMU exec, qcow2 disk: ${fmt(results['cp-qcow2']!)}`);
-    console.log(`control-plane: API start request → QEMU exec, VHDX disk (its storage daemon starts beside QEMU): ${fmt(results['cp-vhdx']!)}`);
+    console.log(`control-plane: API start request → QEMU exec, VHDX disk (its storage daemon started first): ${fmt(results['cp-vhdx']!)}`);
     console.log(`control-plane: baseline, spawn → the stamping wrapper's exec alone: ${fmt(wrapper)} (included in the figures above); goal: median <= 20 ms`);
   } finally {
     process.kill(-daemon.pid!, 'SIGKILL');

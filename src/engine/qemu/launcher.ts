@@ -19,7 +19,7 @@ import type { LaunchTimings } from './qemu-instance.js';
 import { Revert } from './revert.js';
 import { checkSocketPaths, runtimeFiles } from './runtime-files.js';
 import type { RuntimeFiles, VmPaths } from './runtime-files.js';
-import { startStorageDaemon } from './storage-daemon.js';
+import { connectStorageDaemon, spawnStorageDaemon, stopStorageDaemon } from './storage-daemon.js';
 
 export interface LaunchOptions {
   config: VmConfig;
@@ -61,13 +61,12 @@ export async function launchVm(options: LaunchOptions): Promise<QemuInstance> {
     if (firmware) await ensureFirmwareVars(firmware, files);
     deadline.check();
 
-    // The storage daemon and QEMU start side by side: QEMU's NBD client retries its connection
-    // until the daemon listens (open-timeout), so the daemon's start-up is not on the path.
-    const qemuStart = new AbortController();
-    const storageStart = startStorageDaemon(config, files, qemu.storageDaemonBinary, { signal: deadline.signal }).catch((error: unknown) => {
-      qemuStart.abort(error);
-      throw error;
-    });
+    // The storage daemon first, until it listens: QEMU's NBD client must find its socket at
+    // once (a client that retries waits a whole second, 10.0.2). Our QMP connection to the
+    // daemon is made while QEMU starts.
+    const storagePid = await spawnStorageDaemon(config, files, qemu.storageDaemonBinary, { signal: deadline.signal });
+    if (storagePid !== null) revert.add(() => stopStorageDaemon(storagePid, files));
+    const storageStart = storagePid === null ? Promise.resolve(null) : connectStorageDaemon(storagePid, files, { signal: deadline.signal });
     const args = buildQemuArgs(config, {
       files,
       accelerator: options.accelerator,
@@ -78,13 +77,12 @@ export async function launchVm(options: LaunchOptions): Promise<QemuInstance> {
     });
     const spawnedMs = since();
     revert.add(() => killQemu(files, config.id));
-    const qemuDaemonized = runDaemonizing(qemu.qemuBinary, args, { logFile: files.qemuLog, what: 'QEMU', signal: AbortSignal.any([deadline.signal, qemuStart.signal]) });
+    const qemuDaemonized = runDaemonizing(qemu.qemuBinary, args, { logFile: files.qemuLog, what: 'QEMU', signal: deadline.signal });
     const [storageStarted, qemuStarted] = await Promise.allSettled([storageStart, qemuDaemonized]);
-    const storage = storageStarted.status === 'fulfilled' ? storageStarted.value : null;
-    if (storage) revert.add(() => storage.stop({ timeoutMs: 2_000 }));
-    // The daemon's own error explains a QEMU that gave up waiting for it.
-    if (storageStarted.status === 'rejected') throw storageStarted.reason;
+    if (storageStarted.status === 'fulfilled' && storageStarted.value) revert.add(() => storageStarted.value?.dispose());
     if (qemuStarted.status === 'rejected') throw qemuStarted.reason;
+    if (storageStarted.status === 'rejected') throw storageStarted.reason;
+    const storage = storageStarted.value;
     const daemonizedMs = since();
     const pid = await readPidFile(files.pidFile);
     if (pid === null) throw new VisorError('bug', ENGINE_ERROR_CODES.qemuStartFailed, `QEMU started but wrote no pidfile at ${files.pidFile}.`);

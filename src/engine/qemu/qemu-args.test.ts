@@ -138,8 +138,8 @@ describe('buildQemuArgs', () => {
     ];
     const args = build(vm({ disks }));
     const blockdevs = values(args, '-blockdev');
-    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-x,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=x,open-timeout=20'));
-    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-h,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=h,open-timeout=20,read-only=on'));
+    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-x,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=x'));
+    assert.ok(blockdevs.includes('driver=nbd,node-name=disk-h,server.type=unix,server.path=/run/visor/vms/x/storage/nbd.sock,export=h,read-only=on'));
     assert.ok(!blockdevs.some((b) => b.includes('vhdx') || b.includes('vpc')), 'no vhdx/vpc node inside QEMU');
     assert.ok(blockdevs.includes('driver=qcow2,node-name=disk-q,file=disk-q-file'));
 

@@ -151,9 +151,6 @@ export function buildQemuArgs(config: VmConfig, options: QemuArgsOptions): strin
   return args;
 }
 
-/** How long QEMU's NBD client retries the storage daemon's socket at start-up. */
-export const NBD_OPEN_TIMEOUT_SECONDS = 20;
-
 function diskBackend(disk: DiskAttachment, files: RuntimeFiles, options: { blockDevices?: ReadonlySet<string>; field: string }): string[] {
   const node = diskNodeName(disk.id);
   const readOnly = disk.readOnly ? true : undefined;
@@ -166,8 +163,6 @@ function diskBackend(disk: DiskAttachment, files: RuntimeFiles, options: { block
         ['server.type', 'unix'],
         ['server.path', files.storageNbdSocket],
         ['export', disk.id],
-        // The storage daemon starts beside QEMU (launcher.ts): wait for its socket.
-        ['open-timeout', NBD_OPEN_TIMEOUT_SECONDS],
         ['read-only', readOnly],
       ]),
     ];

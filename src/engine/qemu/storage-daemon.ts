@@ -45,6 +45,20 @@ export async function startStorageDaemon(
   binary: string,
   options: WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> } = {},
 ): Promise<StorageDaemon | null> {
+  const pid = await spawnStorageDaemon(config, files, binary, options);
+  return pid === null ? null : connectStorageDaemon(pid, files, options);
+}
+
+/**
+ * The first half of startStorageDaemon: runs the daemon until it has daemonized — its NBD
+ * socket listens from then on, so QEMU may start — and answers its pid (null: nothing to serve).
+ */
+export async function spawnStorageDaemon(
+  config: Pick<VmConfig, 'disks'>,
+  files: RuntimeFiles,
+  binary: string,
+  options: WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> } = {},
+): Promise<number | null> {
   const args = buildStorageDaemonArgs(config, files, { always: options.always, blockDevices: options.blockDevices });
   if (!args) return null;
   await mkdir(files.storageDir, { recursive: true, mode: 0o700 });
@@ -53,6 +67,11 @@ export async function startStorageDaemon(
   await runDaemonizing(binary, args, { logFile: files.storageLog, what: 'the storage daemon', ...options });
   const pid = await readPidFile(files.storagePidFile);
   if (pid === null) throw new Error(`The storage daemon wrote no pidfile at ${files.storagePidFile}.`);
+  return pid;
+}
+
+/** The second half: our QMP connection to a daemon spawnStorageDaemon started (killed if it fails). */
+export async function connectStorageDaemon(pid: number, files: RuntimeFiles, options: WaitOptions = {}): Promise<StorageDaemon> {
   try {
     const qmp = await QmpClient.connect(files.storageQmpSocket, options);
     return new StorageDaemon(pid, qmp, files);
@@ -82,6 +101,11 @@ async function ownStorageDaemonPid(files: RuntimeFiles): Promise<number | null> 
   const pid = await readPidFile(files.storagePidFile);
   if (pid === null || !(await isProcessAlive(pid))) return null;
   return isStorageDaemonOf(await processArgv(pid), files.storageNbdSocket) ? pid : null;
+}
+
+/** Stops a storage daemon by its pid (the undo of a launch that failed after spawning it). */
+export async function stopStorageDaemon(pid: number, files: RuntimeFiles): Promise<void> {
+  await stopProcess(pid, files, 2_000);
 }
 
 /** SIGTERM, then SIGKILL if it is still there after `timeoutMs`; checks identity first. */
