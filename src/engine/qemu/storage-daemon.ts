@@ -35,6 +35,9 @@ export class StorageDaemon implements Disposable {
   }
 }
 
+/** `always`: start one with no disk; `blockDevices`: paths known to be block devices. */
+export type StorageDaemonStart = WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> };
+
 /**
  * Starts the VM's storage daemon, or returns null when the VM has no disk it must serve
  * (`always`: start one with no disk, for a disk hot-added later; reattach finds it the same way).
@@ -43,7 +46,7 @@ export async function startStorageDaemon(
   config: Pick<VmConfig, 'disks'>,
   files: RuntimeFiles,
   binary: string,
-  options: WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> } = {},
+  options: StorageDaemonStart = {},
 ): Promise<StorageDaemon | null> {
   const pid = await spawnStorageDaemon(config, files, binary, options);
   return pid === null ? null : connectStorageDaemon(pid, files, options);
@@ -57,7 +60,7 @@ export async function spawnStorageDaemon(
   config: Pick<VmConfig, 'disks'>,
   files: RuntimeFiles,
   binary: string,
-  options: WaitOptions & { always?: boolean; blockDevices?: ReadonlySet<string> } = {},
+  options: StorageDaemonStart = {},
 ): Promise<number | null> {
   const args = buildStorageDaemonArgs(config, files, { always: options.always, blockDevices: options.blockDevices });
   if (!args) return null;
