@@ -8,7 +8,9 @@ export VISOR_HOME="$BENCH_TMP/home" VISOR_RUN="$BENCH_TMP/run" VISOR_IMAGE_PATH=
 mkdir -p "$VISOR_HOME" "$VISOR_RUN"
 
 bench_cleanup() {
-  pkill -KILL -f "$BENCH_TMP" 2>/dev/null || true   # daemon, QEMU and storage daemons of this instance
+  # The daemon's command line does not name BENCH_TMP (only its environment does): by pid.
+  if [ -n "${DAEMON_PID:-}" ]; then kill -KILL "$DAEMON_PID" 2>/dev/null || true; fi
+  pkill -KILL -f "$BENCH_TMP" 2>/dev/null || true   # QEMU and storage daemons of this instance
   sleep 0.2
   rm -rf "$BENCH_TMP"
 }
