@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { VisorError } from '../../core/errors.js';
 import { quietContext } from '../../core/progress.js';
 import { convertToRaw, createVhd, flattenChain, mergeIntoParent, VhdFile } from './index.js';
-import { firstDifference, pattern, prng, qemuRaw, run, withScratch, withVhdimount, type Scratch } from './test-support.js';
+import { firstDifference, pattern, prng, qemuRaw, readAll, run, type Scratch, withScratch, withVhdimount } from './test-support.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 12 * MiB;
@@ -30,15 +30,6 @@ function randomWrites(seed: number, count: number): [number, number][] {
     out.push([pos, Math.max(1, Math.floor(rand() * Math.min(400_000, SIZE - pos)))]);
   }
   return out;
-}
-
-async function readAll(path: string): Promise<Buffer> {
-  const f = await VhdFile.open(path);
-  try {
-    return await f.read(0, f.virtualSize);
-  } finally {
-    await f.close();
-  }
 }
 
 /** base (dynamic) <- mid <- top, each with its own writes; returns the expected view of each. */

@@ -4,18 +4,9 @@ import { test } from 'node:test';
 import { VisorError } from '../../core/errors.js';
 import { quietContext, type OperationContext } from '../../core/progress.js';
 import { compactVhd, convertFromRaw, convertToRaw, createVhd, resizeVhd, VhdFile } from './index.js';
-import { firstDifference, pattern, qemuInfo, qemuRaw, run, withScratch, withVhdimount } from './test-support.js';
+import { firstDifference, pattern, qemuInfo, qemuRaw, readAll, run, withScratch, withVhdimount } from './test-support.js';
 
 const MiB = 1024 * 1024;
-
-async function readAll(path: string): Promise<Buffer> {
-  const f = await VhdFile.open(path);
-  try {
-    return await f.read(0, f.virtualSize);
-  } finally {
-    await f.close();
-  }
-}
 
 for (const subformat of ['dynamic', 'fixed'] as const) {
   test(`convert to raw: QEMU-written ${subformat} VHD, sparse output, progress to 1`, async () => {

@@ -2,10 +2,15 @@
  * Helpers for this folder's tests only (not exported by index.ts): scratch folders that clean up
  * after themselves, the oracle tools (qemu-img, qemu-io, vhdimount) and a seeded PRNG.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { prng, run, withScratchDir, type Scratch } from '../test-support.js';
-export { prng, run, type Scratch };
+import { readFile, rm } from 'node:fs/promises';
+import { prng, readWhole, run, withScratchDir, withVhdimount, type Scratch } from '../test-support.js';
+import { VhdFile } from './vhd-file.js';
+export { prng, run, withVhdimount, type Scratch };
+
+/** Every virtual byte of a VHD, through our reader. */
+export function readAll(path: string): Promise<Buffer> {
+  return readWhole(VhdFile.open(path));
+}
 
 /** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
 export function withScratch<T>(fn: (s: Scratch) => Promise<T>): Promise<T> {
@@ -32,23 +37,6 @@ export async function qemuRaw(image: string, scratch: Scratch, name = 'qemu.raw'
 /** `qemu-img info --output=json -f vpc`. */
 export async function qemuInfo(image: string): Promise<{ 'virtual-size': number; format: string }> {
   return JSON.parse(await run('qemu-img', ['info', '--output=json', '-f', 'vpc', image])) as { 'virtual-size': number; format: string };
-}
-
-/**
- * Mounts `image` with libvhdi's vhdimount (which resolves a differencing disk's parent by its
- * name beside it), hands `fn` the path of the raw view, and unmounts.
- */
-export async function withVhdimount<T>(image: string, mountPoint: string, fn: (raw: string) => Promise<T>): Promise<T> {
-  await mkdir(mountPoint, { recursive: true });
-  await run('vhdimount', [image, mountPoint]);
-  try {
-    const layers = (await readdir(mountPoint)).filter((n) => /^vhdi\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-    const top = layers[layers.length - 1];
-    if (!top) throw new Error(`vhdimount showed no layers for ${image}`);
-    return await fn(join(mountPoint, top));
-  } finally {
-    await run('umount', [mountPoint]).catch(() => run('fusermount', ['-u', mountPoint]));
-  }
 }
 
 /** Compares two buffers and, when they differ, names the first differing offset. */

@@ -3,18 +3,9 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { VisorError } from '../../core/errors.js';
 import { createVhd, VhdFile } from './index.js';
-import { firstDifference, pattern, prng, qemuInfo, qemuRaw, run, withScratch } from './test-support.js';
+import { firstDifference, pattern, prng, qemuInfo, qemuRaw, readAll, run, withScratch } from './test-support.js';
 
 const MiB = 1024 * 1024;
-
-async function readAll(path: string): Promise<Buffer> {
-  const f = await VhdFile.open(path);
-  try {
-    return await f.read(0, f.virtualSize);
-  } finally {
-    await f.close();
-  }
-}
 
 const QEMU_WRITES = [
   'write -P 0xab 1M 3M',

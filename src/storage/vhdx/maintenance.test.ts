@@ -9,7 +9,7 @@ import type { VisorError } from '../../core/errors.js';
 import { quietContext } from '../../core/progress.js';
 import { createVhdx } from './create.js';
 import { compactVhdx, resizeVhdx } from './maintenance.js';
-import { hasTool, pattern, run, withScratch } from './test-support.js';
+import { hasTool, pattern, readAll, run, withScratch } from './test-support.js';
 import { VhdxFile } from './vhdx-file.js';
 
 const MiB = 1024 * 1024;
@@ -20,15 +20,6 @@ async function qemuAgrees(path: string, model: Buffer, raw: string): Promise<voi
   assert.match(await run('qemu-img', ['check', '-f', 'vhdx', path]), /No errors were found/);
   await run('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', path, raw]);
   assert.ok((await readFile(raw)).equals(model), 'qemu-img reads different bytes');
-}
-
-async function readAll(path: string): Promise<Buffer> {
-  const f = await VhdxFile.open(path);
-  try {
-    return await f.read(0, f.virtualSize);
-  } finally {
-    await f.close();
-  }
 }
 
 describe('resizeVhdx', () => {

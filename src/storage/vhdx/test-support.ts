@@ -2,12 +2,16 @@
  * Helpers for this folder's tests only (not exported by index.ts): scratch folders that clean up
  * after themselves, running the oracle tools (qemu-img, qemu-io, vhdimount) and a seeded PRNG.
  */
-import { join } from 'node:path';
 import { crc32cWithZeroedField } from './crc32c.js';
 import { createVhdx } from './create.js';
 import { VhdxFile } from './vhdx-file.js';
-import { exec, prng, run, withScratchDir, type Scratch } from '../test-support.js';
-export { prng, run, type Scratch };
+import { exec, prng, readWhole, run, withScratchDir, withVhdimount, type Scratch } from '../test-support.js';
+export { prng, run, withVhdimount, type Scratch };
+
+/** Every virtual byte of a VHDX, through our reader. */
+export function readAll(path: string): Promise<Buffer> {
+  return readWhole(VhdxFile.open(path));
+}
 
 export async function hasTool(cmd: string, args = ['--version']): Promise<boolean> {
   try {
@@ -43,24 +47,6 @@ export function pattern(length: number, seed: number): Buffer {
     done += n;
   }
   return out;
-}
-
-/**
- * Mounts `image` with libvhdi's vhdimount, hands `fn` the path of the top layer's raw view (the
- * highest-numbered vhdiN), and unmounts.
- */
-export async function withVhdimount<T>(image: string, mountPoint: string, fn: (raw: string) => Promise<T>): Promise<T> {
-  const { mkdir, readdir } = await import('node:fs/promises');
-  await mkdir(mountPoint, { recursive: true });
-  await run('vhdimount', [image, mountPoint]);
-  try {
-    const layers = (await readdir(mountPoint)).filter((n) => /^vhdi\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-    const top = layers[layers.length - 1];
-    if (!top) throw new Error(`vhdimount showed no layers for ${image}`);
-    return await fn(join(mountPoint, top));
-  } finally {
-    await run('umount', [mountPoint]).catch(() => run('fusermount', ['-u', mountPoint]));
-  }
 }
 
 /** Something we can write at a position — a VhdxFile — mirrored into an in-memory model. */
