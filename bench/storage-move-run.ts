@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import type { VmConfig } from '../src/core/index.js';
+import { sampleVmConfig } from '../src/core/vm-config-fixture.js';
 import { GuestAgent, launchVm } from '../src/engine/qemu/index.js';
 import type { QemuInstance } from '../src/engine/qemu/index.js';
 
@@ -46,29 +47,17 @@ async function main(): Promise<void> {
   const boot = join(work, 'boot.vhdx');
   await copyFile(image, boot);
 
-  const config: VmConfig = {
-    schemaVersion: 1,
+  const config: VmConfig = sampleVmConfig({
     id: randomUUID(),
     name: 'move-bench',
-    generation: 1,
-    secureBoot: false,
-    machineType: null,
-    processors: { count: 2 },
     memory: { startup: 256 * MiB, dynamic: null },
-    bootOrder: ['disk'],
     disks: [
       { id: 'boot', controller: 'ide', controllerNumber: 0, location: 0, path: boot, format: 'vhdx', readOnly: false },
       { id: 'data', controller: 'scsi', controllerNumber: 0, location: 0, path: source, format: 'raw', readOnly: false },
     ],
-    dvd: null,
-    networkAdapters: [],
     display: { width: 1024, height: 768 },
-    automaticStartAction: 'nothing',
-    automaticStopAction: 'save',
-    notes: '',
-    sourceImage: null,
     createdAt: new Date().toISOString(),
-  };
+  });
   const paths = { vmDir: join(work, 'vm'), runDir: join(work, 'run') };
   let instance: QemuInstance | null = null;
   let agent: GuestAgent | null = null;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DiskAttachment, VmConfig } from '../../src/core/index.js';
+import { sampleVmConfig } from '../../src/core/vm-config-fixture.js';
 import type { VmPaths } from '../../src/engine/qemu/index.js';
 
 const run = promisify(execFile);
@@ -31,13 +32,10 @@ export class TestVm {
       await run('qemu-img', ['create', '-q', '-f', format, path, disk.size ?? '64M']);
       disks.push({ id: disk.id, controller: disk.controller, controllerNumber: disk.controllerNumber, location: disk.location, format: disk.format, path, readOnly: false });
     }
-    const config: VmConfig = {
-      schemaVersion: 1,
+    const config: VmConfig = sampleVmConfig({
       id: randomUUID(),
       name: `test-gen${options.generation}`,
       generation: options.generation,
-      secureBoot: false,
-      machineType: null,
       processors: { count: 1 },
       memory: { startup: 128 * 1024 * 1024, dynamic: null },
       bootOrder: ['disk', 'dvd'],
@@ -45,12 +43,8 @@ export class TestVm {
       dvd: options.dvd ?? null,
       networkAdapters: [{ id: 'nic0', mac: '52:54:00:aa:bb:01', model: 'virtio', switchName: null }],
       display: { width: 1024, height: 768 },
-      automaticStartAction: 'nothing',
-      automaticStopAction: 'save',
-      notes: '',
-      sourceImage: null,
       createdAt: new Date().toISOString(),
-    };
+    });
     return new TestVm(dir, config, { vmDir: join(dir, 'vm'), runDir: join(dir, 'run') });
   }
 
