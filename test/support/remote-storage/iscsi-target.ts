@@ -3,8 +3,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { TestNetns } from './netns.js';
+import { stopChild, waitUntilReady } from './child-process.js';
 
 /**
  * A userspace iSCSI target for tests: tgt's tgtd serving files as LUNs of one target, inside
@@ -53,12 +53,11 @@ export class IscsiTarget implements AsyncDisposable {
     shell.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const target = new IscsiTarget(net, dir, shell);
     try {
-      const started = performance.now();
-      while (!(await readFile(ready).then(() => true, () => false))) {
-        if (shell.exitCode !== null) throw new Error(`tgtd setup failed (${shell.exitCode}): ${stderr}`);
-        if (performance.now() - started > (options.timeoutMs ?? 15_000)) throw new Error(`tgtd did not start: ${stderr}`);
-        await sleep(100);
-      }
+      await waitUntilReady(shell, 'the tgtd setup', () => readFile(ready).then(() => true, () => false), {
+        timeoutMs: options.timeoutMs ?? 15_000,
+        intervalMs: 100,
+        detail: () => stderr,
+      });
       return target;
     } catch (error) {
       await target.dispose();
@@ -75,10 +74,7 @@ export class IscsiTarget implements AsyncDisposable {
         // gone
       }
     }
-    if (this.shell.exitCode === null && this.shell.signalCode === null) {
-      await Promise.race([new Promise((resolve) => this.shell.once('exit', resolve)), sleep(3_000)]);
-      if (this.shell.exitCode === null) this.shell.kill('SIGKILL');
-    }
+    await stopChild(this.shell, { signal: null, graceMs: 3_000, kill: true });
     await this.net.dispose();
     await rm(this.dir, { recursive: true, force: true });
   }

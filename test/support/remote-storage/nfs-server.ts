@@ -3,8 +3,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { TestNetns } from './netns.js';
+import { stopChild, waitUntilReady } from './child-process.js';
 
 /**
  * A userspace NFS server for tests: nfs-ganesha (VFS FSAL) exporting a local folder, with its
@@ -64,14 +64,12 @@ export class NfsServer implements AsyncDisposable {
     const ganesha = spawn(bin, args, { stdio: 'ignore' });
     const server = new NfsServer(net, exportDir, dir, ganesha);
     try {
-      const started = performance.now();
-      for (;;) {
-        const text = await readFile(log, 'utf8').catch(() => '');
-        if (text.includes('NFS SERVER INITIALIZED')) break;
-        if (ganesha.exitCode !== null) throw new Error(`ganesha.nfsd exited (${ganesha.exitCode}): ${text.slice(-2000)}`);
-        if (performance.now() - started > (options.timeoutMs ?? 20_000)) throw new Error(`ganesha.nfsd did not start: ${text.slice(-2000)}`);
-        await sleep(100);
-      }
+      let text = '';
+      const initialized = async (): Promise<boolean> => {
+        text = await readFile(log, 'utf8').catch(() => '');
+        return text.includes('NFS SERVER INITIALIZED');
+      };
+      await waitUntilReady(ganesha, 'ganesha.nfsd', initialized, { timeoutMs: options.timeoutMs ?? 20_000, intervalMs: 100, detail: () => text.slice(-2000) });
       return server;
     } catch (error) {
       await server.dispose();
@@ -81,12 +79,7 @@ export class NfsServer implements AsyncDisposable {
 
   /** Stops ganesha and rpcbind, deletes the namespace and the export folder. */
   async dispose(): Promise<void> {
-    if (this.ganesha.exitCode === null && this.ganesha.signalCode === null) {
-      const exited = new Promise((resolve) => this.ganesha.once('exit', resolve));
-      this.ganesha.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (this.ganesha.exitCode === null && this.ganesha.signalCode === null) this.ganesha.kill('SIGKILL');
-    }
+    await stopChild(this.ganesha, { signal: 'SIGTERM', graceMs: 5_000, kill: true });
     const rpcbind = Number((await readFile(join(this.dir, 'rpcbind.pid'), 'utf8').catch(() => '')).trim());
     if (rpcbind > 0) {
       try {

@@ -4,8 +4,8 @@ import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { stopChild, waitUntilReady } from './child-process.js';
 
 const run = promisify(execFile);
 
@@ -51,9 +51,7 @@ export class SshServer implements AsyncDisposable {
   async stop(): Promise<void> {
     if (this.sshd.exitCode !== null || this.sshd.signalCode !== null) return;
     if (this.sshd.pid !== undefined) await run('pkill', ['-TERM', '-P', String(this.sshd.pid)]).catch(() => undefined);
-    const exited = new Promise((resolve) => this.sshd.once('exit', resolve));
-    this.sshd.kill('SIGTERM');
-    await Promise.race([exited, sleep(5_000)]);
+    await stopChild(this.sshd, { signal: 'SIGTERM', graceMs: 5_000, kill: false });
   }
 
   static async start(options: { timeoutMs?: number } = {}): Promise<SshServer> {
@@ -89,12 +87,7 @@ export class SshServer implements AsyncDisposable {
     sshd.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const server = new SshServer(dir, port, clientKey, fingerprint, sshd);
     try {
-      const started = performance.now();
-      while (!stderr.includes('Server listening')) {
-        if (sshd.exitCode !== null) throw new Error(`sshd exited (${sshd.exitCode}): ${stderr}`);
-        if (performance.now() - started > (options.timeoutMs ?? 10_000)) throw new Error(`sshd did not start: ${stderr}`);
-        await sleep(50);
-      }
+      await waitUntilReady(sshd, 'sshd', () => stderr.includes('Server listening'), { timeoutMs: options.timeoutMs ?? 10_000, intervalMs: 50, detail: () => stderr });
       return server;
     } catch (error) {
       await server.dispose();
@@ -152,12 +145,7 @@ export class SshAgent implements AsyncDisposable {
     const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
     const out = new SshAgent(dir, socket, agent);
     try {
-      const started = performance.now();
-      while (!(await access(socket).then(() => true, () => false))) {
-        if (agent.exitCode !== null) throw new Error(`ssh-agent exited (${agent.exitCode})`);
-        if (performance.now() - started > (options.timeoutMs ?? 10_000)) throw new Error('ssh-agent did not start');
-        await sleep(20);
-      }
+      await waitUntilReady(agent, 'ssh-agent', () => access(socket).then(() => true, () => false), { timeoutMs: options.timeoutMs ?? 10_000, intervalMs: 20 });
       for (const key of keys) await run('ssh-add', ['-q', key], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
       return out;
     } catch (error) {
@@ -167,11 +155,7 @@ export class SshAgent implements AsyncDisposable {
   }
 
   async dispose(): Promise<void> {
-    if (this.agent.exitCode === null && this.agent.signalCode === null) {
-      const exited = new Promise((resolve) => this.agent.once('exit', resolve));
-      this.agent.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-    }
+    await stopChild(this.agent, { signal: 'SIGTERM', graceMs: 5_000, kill: false });
     await rm(this.dir, { recursive: true, force: true });
   }
 
