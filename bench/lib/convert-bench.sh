@@ -1,6 +1,6 @@
 # Sourced by vhdx-convert.sh and vhd-convert.sh: Visor's convertToRaw against `qemu-img convert
 # -O raw` on one dynamic image with real data, alternating in one run. The caller sets:
-#   NAME        vhdx | vhd (work folder, CLI dist/bench/$NAME-convert-cli.js, image bench.$NAME)
+#   NAME        vhdx | vhd (work folder, CLI dist/bench/convert-cli.js $NAME, image bench.$NAME)
 #   QEMU_FMT    qemu-img's name for the format (vhdx, vpc)
 #   CREATE_OPTS qemu-img create options for the image
 #   VIRTUAL     virtual size (truncate syntax); DATA_MIB MiB of file bytes from /usr at DATA_AT_MIB
@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=${BENCH_DIR:-/var/tmp/visor-$NAME-bench}
 ROUNDS=${ROUNDS:-${RUNS:-7}}
-CLI="$ROOT/dist/bench/$NAME-convert-cli.js"
+CLI="$ROOT/dist/bench/convert-cli.js"
 IMG="$WORK/bench.$NAME"
 OUT="$WORK/out.raw"
 # The V8 flags bin/visor gives the daemon, which is where conversions run.
@@ -47,7 +47,7 @@ SIZE=$(qemu-img info --output=json -f "$QEMU_FMT" "$IMG" | node -e 'let s="";pro
 
 QEMU_CMD=(qemu-img convert -f "$QEMU_FMT" -O raw "$IMG" "$OUT")
 # shellcheck disable=SC2206 # the flags are words
-OURS_CMD=(node $DAEMON_FLAGS "$CLI" "$IMG" "$OUT")
+OURS_CMD=(node $DAEMON_FLAGS "$CLI" "$NAME" "$IMG" "$OUT")
 
 # Same bytes first: a fast wrong answer is no answer.
 "${QEMU_CMD[@]}" && mv "$OUT" "$WORK/check-qemu.raw"
