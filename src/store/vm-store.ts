@@ -122,7 +122,7 @@ export class VmStore {
       } catch (error) {
         // A folder without vm.json is a create that died before its last step: not a VM. A
         // location that is missing altogether (a share not mounted) is a broken VM, kept.
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && (await this.exists(folder.dir))) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && (await pathExists(folder.dir))) {
           unfinished.push(this.registryDir(entry.name));
           this.locations.delete(entry.name);
           continue;
@@ -181,11 +181,12 @@ export class VmStore {
     if (moved) await rm(moved, { recursive: true, force: true });
     await rm(trash, { recursive: true, force: true });
   }
+}
 
-  async exists(path: string): Promise<boolean> {
-    return stat(path).then(
-      () => true,
-      () => false,
-    );
-  }
+/** Whether something exists at `path` (stat succeeds). */
+export async function pathExists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -5,7 +5,7 @@ import { VisorError, VmMoveStorageSpec, asVisorError, invalid, parseOrThrow } fr
 import type { DiskAttachment, DiskFormat, OperationContext, VmConfig, VmMoveStorageInput } from '../core/index.js';
 import { FIRMWARE_VARS_MOVE_ID, isHostDevicePath, isRemoteLocation, recoverStorageMove } from '../engine/qemu/index.js';
 import type { DiskMove, MoveRecord } from '../engine/qemu/index.js';
-import { folderAt, makeFolderLayout, writeFileAtomic } from '../store/index.js';
+import { folderAt, makeFolderLayout, pathExists, writeFileAtomic } from '../store/index.js';
 import type { VmFolder, VmStore } from '../store/index.js';
 import { copyDiskFile, prepareConvertDisk } from '../storage/index.js';
 import type { VmRecord } from './runtime-record.js';
@@ -66,7 +66,7 @@ export class StorageMover {
         hint: 'Wait for the operation in flight to end.',
       });
     }
-    if (await exists(this.recordFile(config.id))) {
+    if (await pathExists(this.recordFile(config.id))) {
       throw new VisorError('conflict', 'move-in-progress', `A storage move of VM "${record.name}" is unfinished.`, { hint: 'Restart the daemon to finish or roll it back, then retry.' });
     }
     const current = this.ctx.store.folder(config.id);
@@ -94,14 +94,14 @@ export class StorageMover {
         });
       }
       targets.set(path, disk.id);
-      if (await exists(path)) {
+      if (await pathExists(path)) {
         throw new VisorError('conflict', 'target-exists', `"${path}" already exists; a move never overwrites a file.`, { field: 'destination', hint: 'Choose another folder, or delete that file.' });
       }
       disks.push({ disk, path, format });
     }
     if (!folder && disks.length === 0) throw invalid('destination', `VM "${record.name}" has no disk file outside "${destination}" to move.`);
     const vars = join(current.firmwareDir, FIRMWARE_VARS_FILE);
-    const firmwareVars = folder && config.generation === 2 && (await exists(vars)) ? { from: vars, to: join(folder.to.firmwareDir, FIRMWARE_VARS_FILE) } : null;
+    const firmwareVars = folder && config.generation === 2 && (await pathExists(vars)) ? { from: vars, to: join(folder.to.firmwareDir, FIRMWARE_VARS_FILE) } : null;
     return { disks, folder, firmwareVars };
   }
 
@@ -216,7 +216,7 @@ export class StorageMover {
           await removeOldFolder(from); // switched before the crash: only the old files are left
         } else if (disksDone) {
           const newVars = join(to.firmwareDir, FIRMWARE_VARS_FILE);
-          if (!keepNew.has(FIRMWARE_VARS_MOVE_ID) && (await exists(vars)) && !(await exists(newVars))) await copyNew(vars, newVars);
+          if (!keepNew.has(FIRMWARE_VARS_MOVE_ID) && (await pathExists(vars)) && !(await pathExists(newVars))) await copyNew(vars, newVars);
           await this.finishFolderMove(record, from, to);
           await removeOldFolder(from);
         } else if (keepNew.size === 0) {
@@ -325,13 +325,6 @@ function withMovedDisks(config: VmConfig, rec: MoveRecord, moved: (d: MoveRecord
   };
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function copyNew(from: string, to: string): Promise<void> {
   await mkdir(join(to, '..'), { recursive: true });
   await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
@@ -344,7 +337,7 @@ async function copyTree(from: string, to: string): Promise<void> {
     if (!entry.isFile() || entry.name.endsWith('.partial')) continue;
     const source = join(entry.parentPath, entry.name);
     const target = join(to, relative(from, source));
-    if (!(await exists(target))) await copyNew(source, target);
+    if (!(await pathExists(target))) await copyNew(source, target);
   }
 }
 
