@@ -19,7 +19,7 @@ import {
 import type { DiskAttachment, HostStopResult, VmMoveStorageInput, ExecResult, OperationContext, VmAction, VmConfig, VmDiskAddInput, VmState, VmView } from '../core/index.js';
 import { VmStore, makeFolderLayout, writeFileAtomic } from '../store/index.js';
 import type { VmFolder } from '../store/index.js';
-import { copyDiskFile, createDifferencingChild, createDisk, detectFormat, inspectDisk, validatePassthroughDevice } from '../storage/index.js';
+import { copyDiskFile, createDifferencingChild, createDisk, validatePassthroughDevice } from '../storage/index.js';
 import { GuestAgent, isHostDevicePath, launchVm, processStartTime, reattachVm } from '../engine/qemu/index.js';
 import type { QemuInstance, VmPaths } from '../engine/qemu/index.js';
 import { getHostInfo, readBootId } from '../host/index.js';
@@ -30,6 +30,7 @@ import { ImageLibrary } from './image-library.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { chooseSlot, nextDiskId } from './disk-slots.js';
 import { assertLegal } from './lifecycle.js';
+import { checkOpenableDisk } from './openable-disk.js';
 import { VmRecord } from './runtime-record.js';
 import { StorageMover, checkNewVmFolder } from './storage-mover.js';
 import type { MoverContext, StorageMovePlan } from './storage-mover.js';
@@ -432,18 +433,7 @@ class LocalVmService implements VmService {
     const exists = await stat(path).catch(() => undefined);
     if (!exists) throw new VisorError('not-found', 'disk-not-found', `No disk exists at "${path}".`, { field: 'path' });
     if (!exists.isFile()) throw invalid('path', `"${path}" is not a disk file.`, 'A host block device is attached with --passthrough.');
-    const format = await detectFormat(path);
-    const info = await inspectDisk(path);
-    if (!info.health.ok) {
-      throw new VisorError('conflict', 'disk-unhealthy', `Cannot attach "${path}": ${info.health.findings.join(' ')}`, { field: 'path', hint: `See "visor disk inspect ${path}".` });
-    }
-    if (info.type === 'differencing' && (format === 'vhdx' || format === 'vhd')) {
-      throw invalid(
-        'path',
-        `"${path}" is a differencing ${format} disk, which QEMU cannot open.`,
-        `Make a standalone copy first: visor disk convert ${path} NEW.${format}`,
-      );
-    }
+    const format = await checkOpenableDisk(path, { field: 'path', what: `attach "${path}"` });
     return { disk: { id, controller: spec.controller, ...slot, path, format, readOnly: spec.readOnly }, create: null };
   }
 

@@ -3,7 +3,9 @@ import { basename, extname, join } from 'node:path';
 import { z } from 'zod';
 import { DiskFormat, VisorError, invalid, notFound } from '../core/index.js';
 import type { ImageInfo } from '../core/index.js';
-import { detectFormat, imageInfo, inspectDisk } from '../storage/index.js';
+import { isRemoteLocation } from '../engine/qemu/index.js';
+import { imageInfo } from '../storage/index.js';
+import { checkOpenableDisk } from './openable-disk.js';
 import { probeRemoteDisk } from '../storage/remote-disk.js';
 
 /** What a VM can be created from: a library image, or a template disk named by path or URL. */
@@ -65,7 +67,7 @@ export class ImageLibrary {
    */
   async resolve(ref: string, field = 'image'): Promise<ImageSource> {
     if (ref.startsWith('/')) return this.templateFile(ref, field);
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return templateUrl(ref, field);
+    if (isRemoteLocation(ref)) return templateUrl(ref, field);
     return this.get(ref);
   }
 
@@ -74,14 +76,7 @@ export class ImageLibrary {
     if (!found?.isFile()) throw new VisorError('not-found', 'image-not-found', `No template disk exists at "${path}".`, { field, hint: 'Give a disk file (VHDX, VHD, qcow2 or raw) or an image name from "visor image list".' });
     const manifest = await this.read(path.slice(0, path.length - extname(path).length) + '.json').catch(() => null);
     if (manifest && manifest.path === path) return manifest;
-    const format = await detectFormat(path);
-    const info = await inspectDisk(path);
-    if (!info.health.ok) {
-      throw new VisorError('conflict', 'disk-unhealthy', `Cannot use "${path}" as a template: ${info.health.findings.join(' ')}`, { field, hint: `See "visor disk inspect ${path}".` });
-    }
-    if (info.type === 'differencing' && (format === 'vhdx' || format === 'vhd')) {
-      throw invalid(field, `"${path}" is a differencing ${format} disk, which QEMU cannot open.`, `Flatten it first: visor disk convert ${path} NEW.${format}`);
-    }
+    const format = await checkOpenableDisk(path, { field, what: `use "${path}" as a template` });
     return { name: basename(path), path, format, generations: null };
   }
 
