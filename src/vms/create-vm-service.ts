@@ -69,6 +69,8 @@ class LocalVmService implements VmService {
   private readonly limits: HostLimits;
   private readonly mover: StorageMover;
   private readonly moverContext: MoverContext;
+  /** The folder a VM lives in now, for its views. */
+  private readonly folderOf = (id: string): string => this.store.folder(id).dir;
 
   constructor(
     private readonly options: VmServiceOptions,
@@ -173,7 +175,7 @@ class LocalVmService implements VmService {
     } finally {
       this.pendingNames.delete(config.name.toLowerCase());
     }
-    const record = new VmRecord(config, 'off', folder.dir);
+    const record = new VmRecord(config, 'off', this.folderOf);
     this.records.set(id, record);
     this.events.emit('vm-created', { vmId: id, name: config.name });
     return record.view();
@@ -556,7 +558,6 @@ class LocalVmService implements VmService {
     return this.mutex.run(record.config.id, async () => {
       const plan = await this.mover.plan(record, input);
       await this.mover.move(record, plan, ctx, (config) => this.saveConfig(record, config));
-      record.folder = this.store.folder(record.config.id).dir;
       this.events.emit('vm-updated', { vmId: record.config.id, name: record.name });
       return record.view();
     });
@@ -565,14 +566,12 @@ class LocalVmService implements VmService {
   /** Finishes or rolls back a move a crash interrupted (storage-mover.ts). */
   private async recoverMove(record: VmRecord): Promise<void> {
     await this.mover.recover(record, (config) => this.saveConfig(record, config));
-    record.folder = this.store.folder(record.config.id).dir;
   }
 
   /** Writes vm.json (in the VM's current folder) and makes it the record's config. */
   private async saveConfig(record: VmRecord, config: VmConfig): Promise<void> {
     await this.store.save(config);
     record.config = config;
-    record.folder = this.store.folder(config.id).dir;
   }
 
   // ---------------------------------------------------------------- guest
@@ -644,7 +643,7 @@ class LocalVmService implements VmService {
     // A save cut short by a crash: the VM either still runs (reattached below) or is off.
     await rm(join(folder.stateDir, `${SAVED_STATE}.partial`), { force: true });
     const savedAt = await readSavedAt(folder);
-    const record = new VmRecord(config, savedAt ? 'saved' : 'off', folder.dir);
+    const record = new VmRecord(config, savedAt ? 'saved' : 'off', this.folderOf);
     record.savedAt = savedAt;
     this.records.set(config.id, record);
     const found = await reattachVm({ config, paths: this.paths(config) }).catch((error: unknown) => ({

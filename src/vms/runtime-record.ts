@@ -21,8 +21,8 @@ export class VmRecord {
   constructor(
     public config: VmConfig,
     state: VmState,
-    /** The folder the VM lives in (VmStore.folder); it changes with a whole-folder move. */
-    public folder: string,
+    /** Where the VM lives now (VmStore.folder): asked, not kept, as a whole-folder move changes it. */
+    private readonly folderOf: (id: string) => string,
   ) {
     this.state = state;
   }
@@ -39,7 +39,7 @@ export class VmRecord {
       pid: this.instance?.pid ?? null,
       runningSince: this.runningSince,
       savedAt: this.savedAt,
-      folder: this.folder,
+      folder: this.folderOf(this.config.id),
     };
   }
 }

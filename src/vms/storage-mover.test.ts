@@ -30,7 +30,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   await store.save(config);
   await writeFile(join(from.disksDir, 'web.qcow2'), 'old disk');
   await writeFile(join(from.stateDir, 'saved.vmstate'), 'state');
-  const record = new VmRecord(config, 'saved', from.dir);
+  const record = new VmRecord(config, 'saved', (id) => store.folder(id).dir);
   const mover = new StorageMover({ store, otherFolders: () => [] });
   const save = async (next: VmConfig): Promise<void> => {
     await store.save(next);
